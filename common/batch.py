@@ -1,0 +1,354 @@
+"""The batch processor both consumers share: each consumer supplies only its sink.
+
+Records from many messages are gathered per entity and flushed at ``batch_size`` records or
+after ``flush_interval`` seconds. A message is acked only once every record it carried is
+committed (a message may span two flushes). Transient store errors are retried with backoff
+while deliveries pause; a batch failing for another reason is split until the bad records
+are found, and those alone are dead-lettered with the reason. ``max_pending`` is real
+backpressure: no message is taken while that many records wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+
+from common import metrics
+from common.amqp import publish_confirmed
+from common.envelope import EndOfJob, PageBatch, decode
+from common.errors import BadMessageError
+from common.records import PreparedRecord, dedupe_last_wins, prepare
+from common.resilience import retry_transient
+from common.settings import ConsumerSettings
+from common.spec import DatasetSpec, EntitySpec
+from common.topology import Topology, consumes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a sink did with a batch."""
+
+    written: int
+    unchanged: int = 0
+
+
+class Sink(Protocol):
+    """A store the processor writes to: tableinator's PostgreSQL, graphinator's Neo4j."""
+
+    async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
+        """Write and commit a batch (keys unique); raise on failure."""
+
+    async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
+        """Everything of the job is committed: finish up, return what landed."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether the error means "store unavailable, retry" rather than "bad data"."""
+
+
+@dataclass(eq=False)
+class _Delivery:
+    """A message and how many of its records are not committed yet."""
+
+    message: AbstractIncomingMessage
+    remaining: int
+
+
+@dataclass(eq=False)
+class _Lane:
+    """The buffer and flush state of one entity."""
+
+    entity: str
+    spec: EntitySpec
+    queue_name: str
+    buffer: list[tuple[PreparedRecord, _Delivery]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class BatchProcessor:
+    """Consumes a dataset's queues for one sink, batching, acking after commit."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        spec: DatasetSpec,
+        sink: Sink,
+        channel: AbstractChannel,
+        settings: ConsumerSettings,
+        topology: Topology,
+    ) -> None:
+        self.service = service
+        self.spec = spec
+        self.sink = sink
+        self.channel = channel
+        self.settings = settings
+        self.topology = topology
+        self.lanes = {
+            name: _Lane(name, entity, topology.queue_name(service, spec.name, name))
+            for name, entity in spec.entities.items()
+            if consumes(service, entity)
+        }
+        self.pending = 0
+        self._closing = False
+        self._space = asyncio.Condition()
+        self._dlx: AbstractExchange | None = None
+        self._events: AbstractExchange | None = None
+        self._queues: dict[str, AbstractQueue] = {}
+        self._tags: dict[str, str] = {}
+
+    async def declare(self) -> None:
+        """Declare exchanges and this consumer's queues."""
+        await self.topology.declare_exchanges(self.channel)
+        self._dlx = await self.channel.get_exchange(self.topology.dead_letter_exchange)
+        self._events = await self.channel.get_exchange(self.topology.events_exchange)
+        for name in self.lanes:
+            self._queues[name] = await self.topology.declare_queue(
+                self.channel, self.service, self.spec.name, name
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then drain: flush, ack, stop consuming."""
+        await self.declare()
+        flushers = [asyncio.create_task(self._flusher(lane)) for lane in self.lanes.values()]
+        for name, queue in self._queues.items():
+            self._tags[name] = await queue.consume(self._callback(self.lanes[name]))
+        log.info("consuming service=%s queues=%s", self.service, sorted(self._queues))
+        try:
+            await stop.wait()
+        finally:
+            for name, queue in self._queues.items():
+                await queue.cancel(self._tags[name])
+            self._closing = True
+            for lane in self.lanes.values():
+                lane.wake.set()
+            await asyncio.gather(*flushers)  # each ends with a last flush of its lane
+            log.info("drained service=%s", self.service)
+
+    def _callback(self, lane: _Lane) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        # aio-pika runs callbacks one after another per channel; awaiting here is what
+        # stops deliveries when max_pending records wait.
+        lock = asyncio.Lock()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            async with lock:
+                await self._handle(lane, message)
+
+        return on_message
+
+    async def _handle(self, lane: _Lane, message: AbstractIncomingMessage) -> None:
+        if len(message.body) > self.settings.max_message_bytes:
+            reason = (
+                f"message of {len(message.body)} bytes exceeds {self.settings.max_message_bytes}"
+            )
+            await self._dead_letter_message(
+                lane, message, BadMessageError(reason, code="too_large")
+            )
+            return
+        try:
+            decoded = decode(message.body)
+        except BadMessageError as exc:
+            await self._dead_letter_message(lane, message, exc)
+            return
+        if isinstance(decoded, EndOfJob):
+            await self._finalise(lane, message, decoded)
+        else:
+            await self._accept(lane, message, decoded)
+
+    async def _accept(self, lane: _Lane, message: AbstractIncomingMessage, page: PageBatch) -> None:
+        labels = (self.service, self.spec.name, lane.entity)
+        metrics.RECORDS_CONSUMED.labels(*labels).inc(len(page.records))
+        prepared: list[PreparedRecord] = []
+        for index, record in enumerate(page.records):
+            try:
+                prepared.append(prepare(record, lane.spec.key, lane.spec.key_type))
+            except BadMessageError as exc:
+                await self._dead_letter_record(lane, page.message_id, record, exc, index)
+        if not prepared:
+            await _ack(message)
+            return
+        delivery = _Delivery(message, len(prepared))
+        lane.buffer.extend((record, delivery) for record in prepared)
+        await self._add_pending(len(prepared))
+        if len(lane.buffer) >= self.settings.batch_size:
+            lane.wake.set()
+        async with self._space:
+            await self._space.wait_for(lambda: self.pending < self.settings.max_pending)
+
+    async def _flusher(self, lane: _Lane) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.wake.wait(), self.settings.batch_flush_interval)
+            lane.wake.clear()
+            await self._flush_lane(lane)
+        await self._flush_lane(lane)
+
+    async def _flush_lane(self, lane: _Lane) -> None:
+        """Write everything the lane holds, one batch at a time; one flush at a time."""
+        async with lane.flushing:
+            while lane.buffer:
+                batch = lane.buffer[: self.settings.batch_size]
+                del lane.buffer[: self.settings.batch_size]
+                await self._write(lane, batch)
+
+    async def _write(self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
+        labels = (self.service, self.spec.name, lane.entity)
+        records = dedupe_last_wins([record for record, _ in batch])
+        started = time.perf_counter()
+        try:
+            result = await retry_transient(
+                lambda: self.sink.write(lane.entity, records),
+                self.sink.is_transient,
+                what=f"{self.service} write {lane.entity}",
+                on_retry=lambda exc: metrics.STORE_ERRORS.labels(
+                    self.service, type(exc).__name__
+                ).inc(),
+            )
+        except Exception as exc:  # noqa: BLE001 - any non-transient failure: find the bad records
+            metrics.STORE_ERRORS.labels(self.service, type(exc).__name__).inc()
+            await self._split(lane, batch, exc)
+            return
+        metrics.FLUSH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.labels(*labels).observe(len(records))
+        metrics.BATCHES.labels(*labels).inc()
+        metrics.RECORDS_WRITTEN.labels(*labels).inc(result.written)
+        metrics.RECORDS_UNCHANGED.labels(*labels).inc(result.unchanged)
+        await self._committed(batch)
+
+    async def _split(
+        self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]], error: Exception
+    ) -> None:
+        if len(batch) == 1:
+            record, delivery = batch[0]
+            bad = BadMessageError(f"{type(error).__name__}: {error}", code="rejected_by_store")
+            await self._dead_letter_record(
+                lane, delivery.message.message_id or "", record.doc, bad, None
+            )
+            await self._committed(batch)
+            return
+        middle = len(batch) // 2
+        log.warning(
+            "splitting batch after store error entity=%s size=%d error=%s",
+            lane.entity,
+            len(batch),
+            str(error).splitlines()[0][:200] if str(error) else "",
+        )
+        await self._write(lane, batch[:middle])
+        await self._write(lane, batch[middle:])
+
+    async def _committed(self, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
+        for _, delivery in batch:
+            delivery.remaining -= 1
+            if delivery.remaining == 0:
+                await _ack(delivery.message)
+        await self._add_pending(-len(batch))
+
+    async def _add_pending(self, count: int) -> None:
+        async with self._space:
+            self.pending += count
+            metrics.PENDING_RECORDS.labels(self.service).set(self.pending)
+            self._space.notify_all()
+
+    async def _finalise(self, lane: _Lane, message: AbstractIncomingMessage, end: EndOfJob) -> None:
+        await self._flush_lane(lane)
+        landed = await retry_transient(
+            lambda: self.sink.finalise(lane.entity, end),
+            self.sink.is_transient,
+            what=f"{self.service} finalise {lane.entity}",
+        )
+        event = {
+            "job_id": end.job_id,
+            "service": self.service,
+            "dataset": end.dataset,
+            "entity": end.entity,
+            "published_records": end.records,
+            "published_pages": end.pages,
+            "landed": landed,
+        }
+        assert self._events is not None
+        await publish_confirmed(
+            self._events,
+            f"{end.job_id}.{self.service}.{end.entity}",
+            orjson.dumps(event),
+            message_id=f"{end.message_id}/{self.service}",
+            mandatory=False,  # nobody may be waiting (extractor run --no-wait)
+        )
+        log.info(
+            "finalised job=%s service=%s entity=%s landed=%s",
+            end.job_id,
+            self.service,
+            end.entity,
+            landed,
+        )
+        await _ack(message)
+
+    async def _dead_letter_message(
+        self, lane: _Lane, message: AbstractIncomingMessage, error: BadMessageError
+    ) -> None:
+        metrics.MESSAGES_DEAD_LETTERED.labels(self.service, error.code).inc()
+        log.warning(
+            "dead-lettering message queue=%s message_id=%s reason=%s",
+            lane.queue_name,
+            message.message_id,
+            error.reason,
+        )
+        await self._publish_dead_letter(lane, message.body, message.message_id or "", error)
+        await _ack(message)
+
+    async def _dead_letter_record(
+        self, lane: _Lane, message_id: str, record: Any, error: BadMessageError, index: int | None
+    ) -> None:
+        metrics.RECORDS_DEAD_LETTERED.labels(
+            self.service, self.spec.name, lane.entity, error.code
+        ).inc()
+        log.warning(
+            "dead-lettering record entity=%s message_id=%s index=%s reason=%s",
+            lane.entity,
+            message_id,
+            index,
+            error.reason,
+        )
+        body = orjson.dumps(
+            {"entity": lane.entity, "message_id": message_id, "record": record}, default=str
+        )
+        await self._publish_dead_letter(lane, body, f"{message_id}#{index}", error)
+
+    async def _publish_dead_letter(
+        self, lane: _Lane, body: bytes, message_id: str, error: BadMessageError
+    ) -> None:
+        assert self._dlx is not None
+        headers = {
+            "x-reason": error.reason[:1000],
+            "x-error-code": error.code,
+            "x-original-message-id": message_id,
+            "x-consumer": self.service,
+        }
+        await publish_confirmed(
+            self._dlx, lane.queue_name, body, message_id=message_id, headers=headers
+        )
+
+
+async def _ack(message: AbstractIncomingMessage) -> None:
+    # After a reconnect the old channel is gone and the broker redelivers the message; the
+    # redelivered copy is upserted again with the same result, so a failed ack loses nothing.
+    try:
+        await message.ack()
+    except (
+        aio_pika.exceptions.AMQPError,
+        aio_pika.exceptions.ChannelInvalidStateError,
+        ConnectionError,
+    ) as exc:
+        log.info(
+            "ack failed; the broker will redeliver message_id=%s error=%s", message.message_id, exc
+        )

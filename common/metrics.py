@@ -1,0 +1,85 @@
+"""Prometheus metrics and the /metrics + /health endpoint every service serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from common.settings import ObservabilitySettings
+
+_LABELS = ("service", "dataset", "entity")
+
+RECORDS_CONSUMED = Counter(
+    "backfill_records_consumed_total", "Records received from the broker.", _LABELS
+)
+RECORDS_WRITTEN = Counter(
+    "backfill_records_written_total", "Records committed to the store (new or changed).", _LABELS
+)
+RECORDS_UNCHANGED = Counter(
+    "backfill_records_unchanged_total", "Records skipped because their hash was unchanged.", _LABELS
+)
+RECORDS_DEAD_LETTERED = Counter(
+    "backfill_records_dead_lettered_total",
+    "Records sent to the dead-letter queue.",
+    (*_LABELS, "reason"),
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "backfill_messages_dead_lettered_total",
+    "Whole messages sent to the dead-letter queue.",
+    ("service", "reason"),
+)
+BATCHES = Counter("backfill_batches_total", "Batches flushed to the store.", _LABELS)
+BATCH_SIZE = Histogram(
+    "backfill_batch_size_records",
+    "Records per flushed batch.",
+    _LABELS,
+    buckets=(10, 50, 100, 500, 1000, 2000, 5000, 10000, 20000),
+)
+FLUSH_SECONDS = Histogram(
+    "backfill_flush_duration_seconds",
+    "Time to write and commit one batch.",
+    _LABELS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PENDING_RECORDS = Gauge(
+    "backfill_pending_records", "Records received and not yet committed.", ("service",)
+)
+STORE_ERRORS = Counter(
+    "backfill_store_errors_total",
+    "Store errors by kind (transient ones are retried).",
+    ("service", "kind"),
+)
+
+
+@asynccontextmanager
+async def serve_metrics(
+    settings: ObservabilitySettings, healthy: Callable[[], bool]
+) -> AsyncIterator[int | None]:
+    """Serve /metrics and /health while the block runs; yields the bound port (None if off)."""
+    if settings.metrics_port is None:
+        yield None
+        return
+    app = web.Application()
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/health", lambda _request: _health(healthy))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)
+    await site.start()
+    try:
+        sockets = getattr(site._server, "sockets", None) or []
+        yield sockets[0].getsockname()[1] if sockets else settings.metrics_port
+    finally:
+        await runner.cleanup()
+
+
+async def _metrics(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _health(healthy: Callable[[], bool]) -> web.Response:
+    ok = healthy()
+    return web.json_response({"status": "ok" if ok else "unhealthy"}, status=200 if ok else 503)

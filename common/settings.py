@@ -1,0 +1,188 @@
+"""Typed settings read once from environment variables (secrets also from ``*_FILE``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import make_conninfo
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.errors import ConfigError
+
+
+def _read_secret_files(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Fill NAME from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    for name in names:
+        file_key = f"{name}_file"
+        path = values.get(file_key) or os.environ.get(file_key.upper())
+        if path and not values.get(name):
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{file_key.upper()}={path}: cannot read secret: {exc}") from exc
+    return values
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+
+class AmqpSettings(_Base):
+    """RabbitMQ connection and topology."""
+
+    amqp_connection: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="AMQP URL of RabbitMQ (vhost included).",
+    )
+    amqp_connection_file: str | None = None
+    amqp_exchange: str = Field("backfill", description="Topic exchange for page batches.")
+    amqp_consumers: str = Field(
+        "tableinator,graphinator",
+        description="Consumers that get a queue per dataset/entity (comma separated).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _read_secret_files(values, ("amqp_connection",))
+
+    @property
+    def url(self) -> str:
+        return self.amqp_connection.get_secret_value()
+
+    @property
+    def consumers(self) -> list[str]:
+        return [c.strip() for c in self.amqp_consumers.split(",") if c.strip()]
+
+
+class PostgresSettings(_Base):
+    """PostgreSQL connection and pool."""
+
+    postgres_address: str = Field("127.0.0.1:5432", description="host:port of PostgreSQL.")
+    postgres_username: str = "backfill"
+    postgres_password: SecretStr = SecretStr("backfill")
+    postgres_password_file: str | None = None
+    postgres_database: str = "backfill"
+    postgres_schema: str = Field("public", description="Schema holding the entity tables.")
+    postgres_pool_min: int = Field(2, ge=1)
+    postgres_pool_max: int = Field(8, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _read_secret_files(values, ("postgres_password",))
+
+    @property
+    def conninfo(self) -> str:
+        host, _, port = self.postgres_address.rpartition(":")
+        return make_conninfo(
+            host=host or self.postgres_address,
+            port=port if host else "5432",
+            user=self.postgres_username,
+            password=self.postgres_password.get_secret_value(),
+            dbname=self.postgres_database,
+            application_name="backfill",
+        )
+
+    def redacted(self) -> str:
+        return f"postgresql://{self.postgres_username}@{self.postgres_address}/{self.postgres_database}"
+
+
+class Neo4jSettings(_Base):
+    """Neo4j connection."""
+
+    neo4j_address: str = Field("bolt://127.0.0.1:7687", description="Bolt URI of Neo4j.")
+    neo4j_username: str = "neo4j"
+    neo4j_password: SecretStr = SecretStr("backfill-password")
+    neo4j_password_file: str | None = None
+    neo4j_database: str = "neo4j"
+    neo4j_pool_max: int = Field(16, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _read_secret_files(values, ("neo4j_password",))
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.neo4j_username, self.neo4j_password.get_secret_value())
+
+
+class ConsumerSettings(_Base):
+    """How a consumer batches: the names discogsography users already tune."""
+
+    batch_size: int = Field(5000, ge=1)
+    batch_flush_interval: float = Field(
+        1.0, gt=0, description="Seconds before a partial batch is flushed."
+    )
+    prefetch: int = Field(200, ge=1, description="AMQP QoS: unacked messages per consumer.")
+    max_pending: int = Field(20000, ge=1, description="Records held before deliveries pause.")
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
+
+class ObservabilitySettings(_Base):
+    """Where the metrics and health endpoint listens."""
+
+    metrics_host: str = Field("127.0.0.1", description="Address of /metrics and /health.")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of /metrics and /health; unset disables, 0 picks one.",
+    )
+    log_level: str = "INFO"
+
+
+class DatasetSettings(_Base):
+    """Which dataset spec to run."""
+
+    dataset_spec: str = Field("demo", description="Path to a spec YAML or a bundled name.")
+
+
+def consumer_settings(prefix: str) -> ConsumerSettings:
+    """Consumer settings from ``{PREFIX}_BATCH_SIZE`` etc. (e.g. POSTGRES_BATCH_SIZE)."""
+
+    class _Prefixed(ConsumerSettings):
+        model_config = SettingsConfigDict(env_prefix=f"{prefix}_", extra="ignore")
+
+    return ConsumerSettings.model_validate(_Prefixed().model_dump())
+
+
+class TableinatorSettings(_Base):
+    """Everything tableinator reads at start."""
+
+    amqp: AmqpSettings = Field(default_factory=AmqpSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("POSTGRES"))
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+
+
+class GraphinatorSettings(_Base):
+    """Everything graphinator reads at start."""
+
+    amqp: AmqpSettings = Field(default_factory=AmqpSettings)
+    neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+    batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("NEO4J"))
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+
+
+class ExtractorSettings(_Base):
+    """Everything the extractor reads at start."""
+
+    amqp: AmqpSettings = Field(default_factory=AmqpSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
+    extractor_concurrency: int = Field(8, ge=1, description="Slices fetched at once.")
+    extractor_max_in_flight: int = Field(64, ge=1, description="Pages fetched, not yet confirmed.")
+    extractor_connect_timeout: float = Field(5.0, gt=0)
+    extractor_read_timeout: float = Field(30.0, gt=0)
+    extractor_max_retries: int = Field(8, ge=0)
+    extractor_source_url: str | None = Field(
+        None, description="Overrides the spec's source base URL (e.g. the demo API address)."
+    )

@@ -1,0 +1,238 @@
+"""The dataset spec: declared once in YAML, validated here, read by every service.
+
+A spec names the source (where pages come from and how they are sliced and rate limited)
+and, per entity, its key, its PostgreSQL table and its Neo4j graph mapping. Every name that
+ends up in SQL or Cypher is checked against a strict identifier pattern here, so the write
+paths never see an injected name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from common.errors import SpecError
+
+BUNDLED_DIR = Path(__file__).parent / "datasets"
+
+SqlName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+GraphName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+RelType = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")]
+FieldPath = Annotated[str, Field(pattern=r"^[A-Za-z_@#][\w@#-]*(\.[A-Za-z_@#][\w@#-]*)*$")]
+SqlType = Literal[
+    "text", "bigint", "integer", "double precision", "boolean", "timestamptz", "date", "jsonb"
+]
+KeyType = Literal["text", "bigint"]
+
+RESERVED_COLUMNS = frozenset({"key", "content_hash", "doc", "updated_at"})
+RESERVED_PROPERTIES = frozenset({"_hash"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimitSpec(_Strict):
+    """Requests per second a source allows: where to start and what never to exceed."""
+
+    initial: float = Field(20.0, gt=0)
+    maximum: float = Field(100.0, gt=0)
+
+
+class SlicingSpec(_Strict):
+    """How a job's date range is cut into independent slices."""
+
+    kind: Literal["daily", "hourly", "none"] = "daily"
+    start: dt.date | dt.datetime | None = None
+    end: dt.date | dt.datetime | None = None
+
+
+class BeforeTimestampPaginator(_Strict):
+    """Newest first; a page of page_size+1 items means there is more; cursor = a timestamp."""
+
+    kind: Literal["before_timestamp"]
+    param: str = "before"
+    field: FieldPath = "uploadtime"
+    page_size: int = Field(50, ge=1)
+    page_size_param: str | None = None
+
+
+class PageNumberPaginator(_Strict):
+    """page=1,2,3..; stops at an empty or short page."""
+
+    kind: Literal["page_number"]
+    param: str = "page"
+    first: int = 1
+    page_size: int = Field(100, ge=1)
+    page_size_param: str | None = "per_page"
+
+
+Paginator = Annotated[BeforeTimestampPaginator | PageNumberPaginator, Field(discriminator="kind")]
+
+
+class HttpSourceSpec(_Strict):
+    """A paginated HTTP JSON API."""
+
+    kind: Literal["http"]
+    base_url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    rate_limit: RateLimitSpec = Field(default_factory=RateLimitSpec)
+    slicing: SlicingSpec = Field(default_factory=SlicingSpec)
+
+
+class DumpSourceSpec(_Strict):
+    """Dump files on disk (one file or glob per entity)."""
+
+    kind: Literal["dump"]
+    format: Literal["jsonl"]
+    base_path: str = "."
+
+
+SourceSpec = Annotated[HttpSourceSpec | DumpSourceSpec, Field(discriminator="kind")]
+
+
+class ColumnSpec(_Strict):
+    """A typed column copied from a record field, beside the JSONB document."""
+
+    field: FieldPath
+    type: SqlType = "text"
+
+
+class TableSpec(_Strict):
+    """The PostgreSQL table of an entity."""
+
+    name: SqlName
+    columns: dict[SqlName, ColumnSpec] = Field(default_factory=dict)
+    indexes: list[SqlName] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> TableSpec:
+        reserved = RESERVED_COLUMNS & set(self.columns)
+        if reserved:
+            raise ValueError(f"column names {sorted(reserved)} are reserved")
+        unknown = set(self.indexes) - set(self.columns)
+        if unknown:
+            raise ValueError(f"indexes name columns that are not declared: {sorted(unknown)}")
+        return self
+
+
+class TargetSpec(_Strict):
+    """The node at the other end of a relationship, MERGEd by its key."""
+
+    label: GraphName
+    key: GraphName = "id"
+    key_type: KeyType = "text"
+
+
+class RelationshipSpec(_Strict):
+    """Edges derived from a field: a scalar, a list of scalars, or a list of nested objects."""
+
+    type: RelType
+    field: FieldPath
+    target: TargetSpec
+    key: FieldPath | None = Field(None, description="Key inside each nested object.")
+    direction: Literal["out", "in"] = "out"
+    properties: dict[GraphName, FieldPath] = Field(default_factory=dict)
+    target_properties: dict[GraphName, FieldPath] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> RelationshipSpec:
+        if (self.properties or self.target_properties) and self.key is None:
+            raise ValueError("properties need nested objects: set 'key' to the object's key field")
+        return self
+
+
+class GraphSpec(_Strict):
+    """The Neo4j mapping of an entity: its node and the relationships its fields imply."""
+
+    label: GraphName
+    key_property: GraphName = "id"
+    properties: dict[GraphName, FieldPath] = Field(default_factory=dict)
+    relationships: list[RelationshipSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> GraphSpec:
+        if RESERVED_PROPERTIES & set(self.properties):
+            raise ValueError(f"property names {sorted(RESERVED_PROPERTIES)} are reserved")
+        return self
+
+
+class EntitySpec(_Strict):
+    """One kind of record: where its pages come from, its key, its table and its node."""
+
+    key: FieldPath
+    key_type: KeyType = "text"
+    path: str = Field(description="URL path (http) or file path/glob (dump).")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    paginator: Paginator | None = None
+    records_path: FieldPath | None = Field(None, description="Where the list is in a page body.")
+    table: TableSpec | None = None
+    graph: GraphSpec | None = None
+
+
+class DatasetSpec(_Strict):
+    """A whole dataset: source plus entities."""
+
+    name: SqlName
+    description: str = ""
+    source: SourceSpec
+    entities: dict[SqlName, EntitySpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetSpec:
+        for name, entity in self.entities.items():
+            if isinstance(self.source, HttpSourceSpec) and entity.paginator is None:
+                raise ValueError(f"entities.{name}.paginator: required for an http source")
+        tables = [e.table.name for e in self.entities.values() if e.table]
+        if len(tables) != len(set(tables)):
+            raise ValueError("two entities map to the same table")
+        return self
+
+
+def load_spec(name_or_path: str | Path) -> DatasetSpec:
+    """Read and validate a spec: a path to a YAML file, or the name of a bundled one."""
+    path = _resolve(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), "(yaml)", str(exc).replace("\n", " ")) from exc
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: Any, origin: str) -> DatasetSpec:
+    """Validate an already-parsed spec; errors name ``origin``, the field and the reason."""
+    if not isinstance(raw, dict):
+        raise SpecError(origin, "(top)", "a spec must be a mapping")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part)) or "(top)"
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown field"
+        if first["type"] == "missing":
+            reason = "required field is missing"
+        raise SpecError(origin, field, reason) from exc
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return part in {"http", "dump", "before_timestamp", "page_number"}
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return path
+    return BUNDLED_DIR / f"{name_or_path}.yaml"
+
+
+def bundled_specs() -> list[str]:
+    """Names of the specs that ship with the project."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml"))

@@ -1,0 +1,180 @@
+"""The demo API's HTTP face: Showdown-style replay search over a generated dataset."""
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import orjson
+from aiohttp import web
+
+from demoapi.dataset import Dataset
+from demoapi.faults import FaultInjector, Faults, truncate_json
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# Endpoints that a real API would rate limit and fail; health and stats stay honest.
+DATA_PATHS = frozenset({"/search.json", "/count.json"})
+SHUTDOWN_TIMEOUT_S = 5.0
+
+DATASET = web.AppKey("dataset", Dataset)
+INJECTOR = web.AppKey("injector", FaultInjector)
+STATUS_COUNTS = web.AppKey("status_counts", Counter[int])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(payload: object, status: int = 200) -> web.Response:
+    """Serialize `payload` with orjson into an application/json response."""
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def bad_request(reason: str) -> web.HTTPBadRequest:
+    """Build a 400 whose JSON body says which parameter was wrong."""
+    error = orjson.dumps({"error": reason}).decode()
+    return web.HTTPBadRequest(text=error, content_type="application/json")
+
+
+def int_param(query: Mapping[str, str], name: str) -> int | None:
+    """Read the integer query parameter `name`; None when absent or empty."""
+    raw = query.get(name, "")
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {raw!r}") from None
+
+
+def page_size_param(query: Mapping[str, str]) -> int:
+    """Read the requested page size, checked against the server's limits."""
+    page_size = int_param(query, "page_size")
+    if page_size is None:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise bad_request(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    return page_size
+
+
+@web.middleware
+async def count_statuses(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tally every response by status for /stats.json."""
+    counts = request.app[STATUS_COUNTS]
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        counts[exc.status] += 1
+        raise
+    except Exception:
+        counts[500] += 1
+        raise
+    counts[response.status] += 1
+    return response
+
+
+@web.middleware
+async def inject_request_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse data requests over the rate limit (429) or by the error dice (503)."""
+    if request.path not in DATA_PATHS:
+        return await handler(request)
+    injector = request.app[INJECTOR]
+    decision = injector.admit()
+    if decision is not None and not decision.allowed:
+        refusal = json_response({"error": "rate limit exceeded"}, status=429)
+        refusal.headers.update(decision.headers())
+        return refusal
+    if injector.fails():
+        return json_response({"error": "service unavailable"}, status=503)
+    response = await handler(request)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    return response
+
+
+async def search(request: web.Request) -> web.Response:
+    """Up to page_size + 1 replays uploaded strictly before `before`, newest first."""
+    dataset = request.app[DATASET]
+    before = int_param(request.query, "before")
+    page_size = page_size_param(request.query)
+    indexes = dataset.page_indexes(before, request.query.get("format") or None, page_size + 1)
+    body = orjson.dumps(dataset.records(indexes))
+    fault = request.app[INJECTOR].page_fault()
+    if fault.delay_s > 0:
+        await asyncio.sleep(fault.delay_s)
+    if fault.malformed:
+        body = truncate_json(body)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def count(request: web.Request) -> web.Response:
+    """How many replays have after <= uploadtime < before, optionally in one format."""
+    before = int_param(request.query, "before")
+    after = int_param(request.query, "after")
+    fmt = request.query.get("format") or None
+    return json_response({"count": request.app[DATASET].count(before, after, fmt)})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Describe the dataset's extent and formats, and the requests served by status."""
+    dataset = request.app[DATASET]
+    counts = request.app[STATUS_COUNTS]
+    return json_response(
+        {
+            "size": dataset.size,
+            "oldest": dataset.oldest,
+            "newest": dataset.newest,
+            "formats": dataset.formats,
+            "requests": {str(status): counts[status] for status in sorted(counts)},
+        }
+    )
+
+
+async def health(_: web.Request) -> web.Response:
+    """Liveness probe."""
+    return web.Response(text="ok")
+
+
+def build_app(dataset: Dataset, faults: Faults | None = None) -> web.Application:
+    """Wire the routes, the fault middleware and the per-app state."""
+    app = web.Application(middlewares=[count_statuses, inject_request_faults])
+    app[DATASET] = dataset
+    app[INJECTOR] = FaultInjector(faults or Faults())
+    app[STATUS_COUNTS] = Counter()
+    app.router.add_get("/search.json", search)
+    app.router.add_get("/count.json", count)
+    app.router.add_get("/stats.json", stats)
+    app.router.add_get("/health", health)
+    return app
+
+
+def base_url(runner: web.AppRunner, host: str) -> str:
+    """Return the http:// URL the runner's first socket answers on."""
+    port = runner.addresses[0][1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def start_demo_api(
+    dataset: Dataset, host: str = "127.0.0.1", port: int = 0, **faults: float
+) -> tuple[web.AppRunner, str]:
+    """Serve `dataset` on host:port (0 = a free port); the caller must cleanup() the runner."""
+    app = build_app(dataset, Faults.model_validate(faults))
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, base_url(runner, host)
+
+
+@asynccontextmanager
+async def serve_demo_api(
+    dataset: Dataset, host: str = "127.0.0.1", port: int = 0, **faults: float
+) -> AsyncIterator[str]:
+    """Serve `dataset` for the duration of the block, yielding its base URL."""
+    runner, url = await start_demo_api(dataset, host, port, **faults)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""extractor: the backfill driver. Plans slices, fetches pages, publishes page batches."""

@@ -1,0 +1,109 @@
+"""Paginators: one small class per pagination kind, behind one interface.
+
+A paginator's position is a small immutable value (a page number, a timestamp) so that a
+checkpoint can store it and resuming is building the paginator from the saved value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from common.records import get_path
+from common.spec import BeforeTimestampPaginator, PageNumberPaginator
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the source a slice covers: [start, end) as unix seconds, or unbounded."""
+
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """What one response yields: the records in the slice, and where to go next."""
+
+    records: list[Any]
+    next_position: Any | None
+
+
+class Paginator(Protocol):
+    def first_position(self, window: Window) -> Any:
+        """Where a slice starts."""
+
+    def params(self, position: Any) -> dict[str, Any]:
+        """Query parameters that ask for the page at ``position``."""
+
+    def parse(self, items: list[Any], position: Any, window: Window) -> Page:
+        """Records of the slice on this page and the next position (None: slice done)."""
+
+
+class BeforeTimestamp:
+    """Newest first by a ``before`` timestamp; page_size+1 items mean there is more.
+
+    The next position is the timestamp of the last item kept, so the next page starts
+    strictly before it. Items older than the window's start end the slice.
+    """
+
+    def __init__(self, spec: BeforeTimestampPaginator) -> None:
+        self.spec = spec
+
+    def first_position(self, window: Window) -> int | None:
+        return window.end
+
+    def params(self, position: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if position is not None:
+            params[self.spec.param] = position
+        if self.spec.page_size_param:
+            params[self.spec.page_size_param] = self.spec.page_size
+        return params
+
+    def parse(self, items: list[Any], position: int | None, window: Window) -> Page:
+        more = len(items) > self.spec.page_size
+        page = items[: self.spec.page_size]
+        kept = [item for item in page if self._in_window(item, window)]
+        crossed_start = len(kept) < len(page)
+        if not more or crossed_start or not page:
+            return Page(kept, None)
+        last = self._timestamp(page[-1])
+        if position is not None and last >= position:
+            raise ValueError(f"cursor did not move: {self.spec.field}={last} at before={position}")
+        return Page(kept, last)
+
+    def _timestamp(self, item: Any) -> int:
+        value = get_path(item, self.spec.field)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"item has no numeric {self.spec.field!r}: {value!r}")
+        return int(value)
+
+    def _in_window(self, item: Any, window: Window) -> bool:
+        return window.start is None or self._timestamp(item) >= window.start
+
+
+class PageNumber:
+    """page=1,2,3..; a short or empty page ends the slice."""
+
+    def __init__(self, spec: PageNumberPaginator) -> None:
+        self.spec = spec
+
+    def first_position(self, window: Window) -> int:
+        return self.spec.first
+
+    def params(self, position: int) -> dict[str, Any]:
+        params: dict[str, Any] = {self.spec.param: position}
+        if self.spec.page_size_param:
+            params[self.spec.page_size_param] = self.spec.page_size
+        return params
+
+    def parse(self, items: list[Any], position: int, window: Window) -> Page:
+        done = len(items) < self.spec.page_size
+        return Page(items, None if done else position + 1)
+
+
+def paginator_for(spec: BeforeTimestampPaginator | PageNumberPaginator) -> Paginator:
+    if isinstance(spec, BeforeTimestampPaginator):
+        return BeforeTimestamp(spec)
+    return PageNumber(spec)

@@ -1,0 +1,1 @@
+"""graphinator: consumes page batches and MERGEs nodes and relationships into Neo4j."""

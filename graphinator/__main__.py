@@ -1,0 +1,27 @@
+"""``graphinator``: consume page batches and MERGE them into Neo4j."""
+
+from __future__ import annotations
+
+from common.consumer import service_main
+from common.settings import GraphinatorSettings
+
+DESCRIPTION = """\
+Consume page batches from RabbitMQ and MERGE them into Neo4j as nodes and relationships,
+following the dataset spec's graph mapping: one UNWIND per label and relationship type per
+batch, in one managed transaction; unchanged records are skipped by content hash; a message
+is acked only after its records are committed. Configured by environment variables (the
+README has the table): AMQP_CONNECTION, NEO4J_ADDRESS, NEO4J_USERNAME,
+NEO4J_PASSWORD[_FILE], NEO4J_DATABASE, NEO4J_BATCH_SIZE, NEO4J_BATCH_FLUSH_INTERVAL,
+NEO4J_PREFETCH, NEO4J_MAX_PENDING, DATASET_SPEC, METRICS_HOST, METRICS_PORT.
+SIGTERM drains: held records are flushed and acked, then the process exits 0.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    from graphinator.service import run
+
+    service_main("graphinator", DESCRIPTION, GraphinatorSettings, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Cypher generated from a dataset's graph mapping.
+
+Labels, relationship types and property names cannot be query parameters, so they come
+only from the spec, where they were checked against a strict identifier pattern; they are
+checked again here and backtick-quoted. Every value is a parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from common.errors import ConfigError
+from common.spec import DatasetSpec, EntitySpec, GraphSpec, RelationshipSpec
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+HASH_PROPERTY = "_hash"
+
+
+def ident(name: str) -> str:
+    """A backtick-quoted identifier, refused unless it matches the strict pattern."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ConfigError(f"refusing Cypher identifier {name!r}: must match {_IDENTIFIER.pattern}")
+    return f"`{name}`"
+
+
+@dataclass(frozen=True)
+class RelationshipQueries:
+    """Replacing one relationship type of changed records: delete theirs, merge the new."""
+
+    spec: RelationshipSpec
+    delete: str
+    merge: str
+
+
+@dataclass(frozen=True)
+class EntityQueries:
+    """Every query one entity's batch needs."""
+
+    graph: GraphSpec
+    nodes: str
+    relationships: tuple[RelationshipQueries, ...]
+
+
+def node_query(graph: GraphSpec) -> str:
+    """MERGE the batch's nodes; replace properties of changed ones; return changed keys."""
+    label, key = ident(graph.label), ident(graph.key_property)
+    return (
+        "UNWIND $rows AS row "
+        f"MERGE (n:{label} {{{key}: row.key}}) "
+        f"WITH n, row WHERE n.{HASH_PROPERTY} IS NULL OR n.{HASH_PROPERTY} <> row.hash "
+        "SET n = row.props "
+        "RETURN collect(row.key) AS changed"
+    )
+
+
+def _arrow(spec: RelationshipSpec) -> str:
+    """The relationship pattern, seen from the record's node."""
+    rel = f"[e:{ident(spec.type)}]"
+    return f"-{rel}->" if spec.direction == "out" else f"<-{rel}-"
+
+
+def relationship_queries(graph: GraphSpec, spec: RelationshipSpec) -> RelationshipQueries:
+    label, key = ident(graph.label), ident(graph.key_property)
+    target, target_key = ident(spec.target.label), ident(spec.target.key)
+    arrow = _arrow(spec)
+    delete = f"UNWIND $keys AS key MATCH (n:{label} {{{key}: key}}){arrow}(:{target}) DELETE e"
+    merge = (
+        "UNWIND $rels AS r "
+        f"MATCH (a:{label} {{{key}: r.src}}) "
+        f"MERGE (b:{target} {{{target_key}: r.dst}}) "
+        "ON CREATE SET b += r.target_props "
+        f"MERGE (a){arrow}(b) "
+        "SET e = r.props"
+    )
+    return RelationshipQueries(spec=spec, delete=delete, merge=merge)
+
+
+def entity_queries(entity: EntitySpec) -> EntityQueries:
+    assert entity.graph is not None
+    graph = entity.graph
+    return EntityQueries(
+        graph=graph,
+        nodes=node_query(graph),
+        relationships=tuple(relationship_queries(graph, rel) for rel in graph.relationships),
+    )
+
+
+def node_keys(spec: DatasetSpec) -> dict[str, str]:
+    """Each label's key property; a label keyed two ways is a configuration error."""
+    keys: dict[str, str] = {}
+
+    def claim(label: str, key: str, where: str) -> None:
+        ident(label)
+        ident(key)
+        if keys.setdefault(label, key) != key:
+            raise ConfigError(
+                f"{where}: label {label} is keyed by {key!r} here and by {keys[label]!r} elsewhere"
+            )
+
+    for name, entity in spec.entities.items():
+        if entity.graph is None:
+            continue
+        claim(entity.graph.label, entity.graph.key_property, f"entities.{name}.graph")
+        for index, rel in enumerate(entity.graph.relationships):
+            claim(
+                rel.target.label,
+                rel.target.key,
+                f"entities.{name}.graph.relationships.{index}.target",
+            )
+    return keys
+
+
+def constraint_statements(spec: DatasetSpec) -> list[str]:
+    """A uniqueness constraint per mapped label (idempotent)."""
+    return [
+        f"CREATE CONSTRAINT {ident(f'{label}_{key}_unique')} IF NOT EXISTS "
+        f"FOR (n:{ident(label)}) REQUIRE n.{ident(key)} IS UNIQUE"
+        for label, key in sorted(node_keys(spec).items())
+    ]
+
+
+def count_queries(graph: GraphSpec) -> tuple[str, dict[str, str]]:
+    """Queries counting an entity's nodes and, per type, its relationships."""
+    label = ident(graph.label)
+    nodes = f"MATCH (n:{label}) RETURN count(n) AS count"
+    rels = {
+        rel.type: f"MATCH (n:{label}){_arrow(rel)}(:{ident(rel.target.label)}) "
+        "RETURN count(e) AS count"
+        for rel in graph.relationships
+    }
+    return nodes, rels

@@ -1,0 +1,95 @@
+"""The Neo4j write path: per batch, one UNWIND per label and per relationship type.
+
+All queries of a batch run in one managed transaction (``execute_write``), so the driver
+retries transient errors and leader switches. Records whose content hash is unchanged are
+skipped with their relationships; a changed record's relationships are replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import neo4j
+from neo4j import AsyncDriver, AsyncManagedTransaction
+
+from common.batch import WriteResult
+from common.envelope import EndOfJob
+from common.records import PreparedRecord
+from common.spec import DatasetSpec
+from graphinator.cypher import EntityQueries, constraint_statements, count_queries, entity_queries
+from graphinator.rows import node_row, relationship_rows
+
+TRANSIENT = (
+    neo4j.exceptions.ServiceUnavailable,
+    neo4j.exceptions.SessionExpired,
+    neo4j.exceptions.TransientError,
+    neo4j.exceptions.IncompleteCommit,
+    OSError,
+)
+
+
+class Neo4jSink:
+    """MERGEs batches of one dataset's entities into the graph."""
+
+    def __init__(self, driver: AsyncDriver, spec: DatasetSpec, database: str) -> None:
+        self.driver = driver
+        self.spec = spec
+        self.database = database
+        self._queries = {
+            name: entity_queries(entity)
+            for name, entity in spec.entities.items()
+            if entity.graph is not None
+        }
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, neo4j.exceptions.Neo4jError) and exc.is_retryable():
+            return True
+        return isinstance(exc, TRANSIENT)
+
+    async def create_constraints(self) -> None:
+        async with self.driver.session(database=self.database) as session:
+            for statement in constraint_statements(self.spec):
+                await (await session.run(statement)).consume()
+
+    async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
+        queries = self._queries[entity]
+        async with self.driver.session(database=self.database) as session:
+            changed = await session.execute_write(_write_batch, queries, records)
+        return WriteResult(written=changed, unchanged=len(records) - changed)
+
+    async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
+        graph = self._queries[entity].graph
+        nodes_query, rel_queries = count_queries(graph)
+        async with self.driver.session(database=self.database) as session:
+            nodes = await _single_count(session, nodes_query)
+            rels = {
+                name: await _single_count(session, query) for name, query in rel_queries.items()
+            }
+        return {"label": graph.label, "nodes": nodes, "relationships": rels}
+
+
+async def _write_batch(
+    tx: AsyncManagedTransaction, queries: EntityQueries, records: list[PreparedRecord]
+) -> int:
+    rows = [node_row(queries.graph, record) for record in records]
+    result = await tx.run(queries.nodes, rows=rows)
+    summary = await result.single(strict=True)
+    changed: list[Any] = summary["changed"]
+    if not changed:
+        return 0
+    changed_keys = set(changed)
+    changed_records = [record for record in records if record.key in changed_keys]
+    for rel in queries.relationships:
+        await (await tx.run(rel.delete, keys=changed)).consume()
+        rel_rows = [
+            row for record in changed_records for row in relationship_rows(rel.spec, record)
+        ]
+        if rel_rows:
+            await (await tx.run(rel.merge, rels=rel_rows)).consume()
+    return len(changed)
+
+
+async def _single_count(session: neo4j.AsyncSession, query: str) -> int:
+    result = await session.run(query)
+    record = await result.single(strict=True)
+    return int(record["count"])

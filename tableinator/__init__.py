@@ -1,0 +1,1 @@
+"""tableinator: consumes page batches and upserts them into PostgreSQL."""
