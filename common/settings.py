@@ -179,7 +179,6 @@ class ExtractorSettings(_Base):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     dataset: DatasetSettings = Field(default_factory=DatasetSettings)
     extractor_concurrency: int = Field(8, ge=1, description="Slices fetched at once.")
-    extractor_max_in_flight: int = Field(64, ge=1, description="Pages fetched, not yet confirmed.")
     extractor_connect_timeout: float = Field(5.0, gt=0)
     extractor_read_timeout: float = Field(30.0, gt=0)
     extractor_max_retries: int = Field(8, ge=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -52,6 +53,7 @@ class CompletionWaiter:
             async for message in messages:
                 async with message.process():
                     event = orjson.loads(message.body)
+                    event["received_at"] = time.monotonic()
                     self.events[(event["service"], event["entity"])] = event
                 if expected <= set(self.events):
                     return

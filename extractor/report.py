@@ -55,7 +55,12 @@ def build_report(
     fetched = stats.fetched_at or now
     landed: dict[str, dict[str, Any]] = {}
     for (service, entity), event in sorted(events.items()):
-        landed.setdefault(service, {})[entity] = event["landed"]
+        seconds = event["received_at"] - stats.started
+        landed.setdefault(service, {})[entity] = {
+            **event["landed"],
+            "seconds": round(seconds, 3),
+            "records_per_second": round(event["published_records"] / max(seconds, 1e-9), 1),
+        }
     return JobReport(
         job_id=stats.job_id,
         dataset=stats.dataset,
@@ -92,12 +97,20 @@ def print_report(report: JobReport, console: Console) -> None:
             f"{e['records']:,}",
         )
     console.print(published)
-    landed = Table(title="landed")
-    for column in ("store", "entity", "what landed"):
-        landed.add_column(column)
+    landed = Table(title="landed (totals now in each store)")
+    for column in ("store", "entity", "what the store holds", "done after", "records/s"):
+        landed.add_column(
+            column, justify="right" if column in ("done after", "records/s") else "left"
+        )
     for service, entities in report.landed.items():
         for entity, what in entities.items():
-            landed.add_row(service, entity, _describe(what))
+            landed.add_row(
+                service,
+                entity,
+                _describe(what),
+                f"{what['seconds']:.1f} s",
+                f"{what['records_per_second']:,.0f}",
+            )
     console.print(landed)
     rate = report.records / max(report.total_seconds, 1e-9)
     console.print(
