@@ -46,6 +46,12 @@ class WriteResult:
 class Sink(Protocol):
     """A store the processor writes to: tableinator's PostgreSQL, graphinator's Neo4j."""
 
+    def check(self, entity: str, record: PreparedRecord) -> None:
+        """Raise BadMessageError for a record this store can never hold."""
+
+    async def begin_job(self, entity: str, job_id: str) -> None:
+        """The first page of a job arrived (e.g. drop indexes for a bulk load)."""
+
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
         """Write and commit a batch (keys unique); raise on failure."""
 
@@ -74,6 +80,7 @@ class _Lane:
     buffer: list[tuple[PreparedRecord, _Delivery]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    jobs: set[str] = field(default_factory=set)
 
 
 class BatchProcessor:
@@ -169,10 +176,19 @@ class BatchProcessor:
     async def _accept(self, lane: _Lane, message: AbstractIncomingMessage, page: PageBatch) -> None:
         labels = (self.service, self.spec.name, lane.entity)
         metrics.RECORDS_CONSUMED.labels(*labels).inc(len(page.records))
+        if page.job_id not in lane.jobs:
+            await retry_transient(
+                lambda: self.sink.begin_job(lane.entity, page.job_id),
+                self.sink.is_transient,
+                what=f"{self.service} begin job {page.job_id}",
+            )
+            lane.jobs.add(page.job_id)
         prepared: list[PreparedRecord] = []
         for index, record in enumerate(page.records):
             try:
-                prepared.append(prepare(record, lane.spec.key, lane.spec.key_type))
+                ready = prepare(record, lane.spec.key, lane.spec.key_type)
+                self.sink.check(lane.entity, ready)
+                prepared.append(ready)
             except BadMessageError as exc:
                 await self._dead_letter_record(lane, page.message_id, record, exc, index)
         if not prepared:

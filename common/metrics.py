@@ -47,6 +47,11 @@ FLUSH_SECONDS = Histogram(
 PENDING_RECORDS = Gauge(
     "backfill_pending_records", "Records received and not yet committed.", ("service",)
 )
+POOL_CONNECTIONS = Gauge(
+    "backfill_pool_connections",
+    "Store connections by state (open, in_use, waiting).",
+    ("service", "state"),
+)
 STORE_ERRORS = Counter(
     "backfill_store_errors_total",
     "Store errors by kind (transient ones are retried).",

@@ -38,20 +38,24 @@ def cast_key(value: Any, key_type: KeyType) -> str | int:
     return str(value)
 
 
+def canonical_json(record: dict[str, Any]) -> bytes:
+    """The record as JSON with sorted keys: what is hashed, and what PostgreSQL stores."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
 def content_hash(record: dict[str, Any]) -> bytes:
     """A stable 16-byte hash of a record's content (key order does not matter)."""
-    return hashlib.blake2b(
-        orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).digest()
+    return hashlib.blake2b(canonical_json(record), digest_size=16).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedRecord:
-    """A record ready for a sink: its key, content hash and document."""
+    """A record ready for a sink: its key, content hash, document and canonical JSON."""
 
     key: str | int
     hash: bytes
     doc: dict[str, Any]
+    json: bytes
 
 
 def prepare(record: Any, key_path: str, key_type: KeyType) -> PreparedRecord:
@@ -61,7 +65,12 @@ def prepare(record: Any, key_path: str, key_type: KeyType) -> PreparedRecord:
             f"record is a {type(record).__name__}, not an object", code="bad_record"
         )
     key = cast_key(get_path(record, key_path), key_type)
-    return PreparedRecord(key=key, hash=content_hash(record), doc=record)
+    try:
+        json = canonical_json(record)
+    except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson allows
+        raise BadMessageError(f"record cannot be serialised: {exc}", code="bad_record") from None
+    digest = hashlib.blake2b(json, digest_size=16).digest()
+    return PreparedRecord(key=key, hash=digest, doc=record, json=json)
 
 
 def dedupe_last_wins(records: list[PreparedRecord]) -> list[PreparedRecord]:

@@ -69,6 +69,9 @@ class PostgresSettings(_Base):
     postgres_schema: str = Field("public", description="Schema holding the entity tables.")
     postgres_pool_min: int = Field(2, ge=1)
     postgres_pool_max: int = Field(8, ge=1)
+    postgres_bulk_load: bool = Field(
+        False, description="Drop secondary indexes while a job loads; rebuild at its end."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -46,6 +46,12 @@ class Neo4jSink:
             return True
         return isinstance(exc, TRANSIENT)
 
+    def check(self, entity: str, record: PreparedRecord) -> None:
+        """Neo4j stores any JSON value the rows module produces; nothing to refuse."""
+
+    async def begin_job(self, entity: str, job_id: str) -> None:
+        """Constraints are created at start; a job needs nothing more."""
+
     async def create_constraints(self) -> None:
         async with self.driver.session(database=self.database) as session:
             for statement in constraint_statements(self.spec):

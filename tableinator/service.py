@@ -41,7 +41,9 @@ async def run(settings: TableinatorSettings, stop: asyncio.Event) -> None:
                 await prepare_database(conn, spec, pg.postgres_schema)
 
         await retry_transient(prepare, lambda exc: isinstance(exc, TRANSIENT), what="create tables")
-        sink = PostgresSink(pool, spec, pg.postgres_schema)
+        sink = PostgresSink(
+            pool, spec, pg.postgres_schema, bulk_load=pg.postgres_bulk_load, service=SERVICE
+        )
         await consume(
             service=SERVICE,
             spec=spec,

@@ -8,19 +8,21 @@ just that record.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from common import metrics
 from common.batch import WriteResult
 from common.envelope import EndOfJob
+from common.errors import BadMessageError
 from common.records import PreparedRecord
-from common.spec import DatasetSpec, EntitySpec
-from tableinator import schema
+from common.spec import DatasetSpec, EntitySpec, TableSpec
+from tableinator import bulk, schema
 
 TRANSIENT = (
     psycopg.OperationalError,
@@ -30,17 +32,32 @@ TRANSIENT = (
 )
 
 
-def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+# An escaped NUL: backslash-u0000 after an even number of backslashes (JSON escapes).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _as_is(json: bytes) -> bytes:
+    """The record's canonical JSON, already serialised when it was hashed."""
+    return json
 
 
 class PostgresSink:
     """Upserts batches of one dataset's entities into their tables."""
 
-    def __init__(self, pool: AsyncConnectionPool, spec: DatasetSpec, db_schema: str) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        spec: DatasetSpec,
+        db_schema: str,
+        *,
+        bulk_load: bool = False,
+        service: str = "tableinator",
+    ) -> None:
         self.pool = pool
         self.spec = spec
         self.schema = db_schema
+        self.bulk_load = bulk_load
+        self.service = service
         self._upserts = {
             name: upsert_statement(db_schema, entity)
             for name, entity in spec.entities.items()
@@ -50,32 +67,59 @@ class PostgresSink:
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, TRANSIENT)
 
+    def check(self, entity: str, record: PreparedRecord) -> None:
+        """PostgreSQL's jsonb and text cannot hold U+0000: such a record is dead-lettered."""
+        if b"\\u0000" in record.json and _NUL_ESCAPE.search(record.json):
+            raise BadMessageError(
+                "record contains U+0000 (NUL), which PostgreSQL cannot store in jsonb or text",
+                code="nul_character",
+            )
+
+    async def begin_job(self, entity: str, job_id: str) -> None:
+        table = self._table(entity)
+        if self.bulk_load and table.indexes:
+            async with self.pool.connection() as conn:
+                await bulk.begin(conn, self.schema, table, job_id)
+
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
         table = self._table(entity)
+        key_type = self.spec.entities[entity].key_type
+        stage = sql.Identifier(schema.STAGE_PREFIX + table.name)
+        copy_sql = sql.SQL("COPY {} (key, content_hash, doc) FROM STDIN (FORMAT BINARY)")
         async with self.pool.connection() as conn, conn.cursor() as cur:
-            stage = sql.Identifier(schema.STAGE_PREFIX + table.name)
-            copy_sql = sql.SQL("COPY {} (key, content_hash, doc) FROM STDIN (FORMAT BINARY)")
             async with cur.copy(copy_sql.format(stage)) as copy:
-                copy.set_types([self.spec.entities[entity].key_type, "bytea", "jsonb"])
+                copy.set_types([key_type, "bytea", "jsonb"])
                 for record in records:
-                    await copy.write_row((record.key, record.hash, Jsonb(record.doc, _dumps)))
+                    await copy.write_row((record.key, record.hash, Jsonb(record.json, _as_is)))
             await cur.execute(self._upserts[entity])
             written = max(cur.rowcount, 0)
+        self._observe_pool()
         return WriteResult(written=written, unchanged=len(records) - written)
 
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         table = self._table(entity)
         async with self.pool.connection() as conn:
+            if self.bulk_load and table.indexes:
+                await bulk.finish(conn, self.schema, table, end.job_id)
             cur = await conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(schema.table_ident(self.schema, table))
             )
             row = await cur.fetchone()
         return {"table": f"{self.schema}.{table.name}", "rows": row[0] if row else 0}
 
-    def _table(self, entity: str) -> Any:
+    def _table(self, entity: str) -> TableSpec:
         table = self.spec.entities[entity].table
         assert table is not None
         return table
+
+    def _observe_pool(self) -> None:
+        stats = self.pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        metrics.POOL_CONNECTIONS.labels(self.service, "open").set(size)
+        metrics.POOL_CONNECTIONS.labels(self.service, "in_use").set(size - idle)
+        metrics.POOL_CONNECTIONS.labels(self.service, "waiting").set(
+            stats.get("requests_waiting", 0)
+        )
 
 
 def upsert_statement(db_schema: str, entity: EntitySpec) -> sql.Composed:
@@ -115,12 +159,14 @@ async def prepare_database(conn: AsyncConnection[Any], spec: DatasetSpec, db_sch
     """Create the schema, tables and indexes of a dataset (idempotent, safe from replicas)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('backfill-ddl'))")
     await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db_schema)))
+    await conn.execute(bulk.create_state_table(db_schema))
     for entity in spec.entities.values():
         if entity.table is None:
             continue
         await conn.execute(schema.create_table(db_schema, entity.table, entity.key_type))
-        for statement in schema.create_indexes(db_schema, entity.table):
-            await conn.execute(statement)
+        if not await bulk.loading(conn, db_schema, entity.table):
+            for statement in schema.create_indexes(db_schema, entity.table):
+                await conn.execute(statement)
     await conn.commit()
 
 

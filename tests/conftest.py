@@ -59,6 +59,8 @@ async def pg(namespace: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     settings = PostgresSettings()
     async with await psycopg.AsyncConnection.connect(settings.conninfo, autocommit=True) as conn:
         yield conn
+    # A fresh connection: the test may have restarted PostgreSQL under the first one.
+    async with await psycopg.AsyncConnection.connect(settings.conninfo, autocommit=True) as conn:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
 
 

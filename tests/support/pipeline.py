@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
 
 from common.settings import (
+    AmqpSettings,
     DatasetSettings,
     ExtractorSettings,
     GraphinatorSettings,
@@ -15,14 +20,17 @@ from common.settings import (
     TableinatorSettings,
     consumer_settings,
 )
+from common.topology import Topology
 from graphinator import service as graphinator_service
 from tableinator import service as tableinator_service
 
 
-def tableinator_settings(spec: Path, schema: str) -> TableinatorSettings:
-    batch = consumer_settings("POSTGRES").model_copy(update={"batch_flush_interval": 0.2})
+def tableinator_settings(
+    spec: Path, schema: str, *, bulk_load: bool = False, **batch: Any
+) -> TableinatorSettings:
+    batch = consumer_settings("POSTGRES").model_copy(update={"batch_flush_interval": 0.2, **batch})
     return TableinatorSettings(
-        postgres=PostgresSettings(postgres_schema=schema),
+        postgres=PostgresSettings(postgres_schema=schema, postgres_bulk_load=bulk_load),
         dataset=DatasetSettings(dataset_spec=str(spec)),
         batch=batch,
     )
@@ -52,3 +60,27 @@ async def running_consumers(spec: Path, schema: str) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+@asynccontextmanager
+async def finalised_events(dataset: str) -> AsyncIterator[Callable[[], Awaitable[dict[str, Any]]]]:
+    """Listen for consumers' finalised events of ``dataset``; bound before anything runs."""
+    connection = await aio_pika.connect(AmqpSettings().url)
+    async with connection:
+        channel = await connection.channel()
+        await Topology().declare_exchanges(channel)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(Topology().events_exchange, routing_key="#")
+
+        async def next_event(seconds: float = 30.0) -> dict[str, Any]:
+            async with asyncio.timeout(seconds):
+                while True:
+                    message = await queue.get(no_ack=True, fail=False)
+                    if message is None:
+                        await asyncio.sleep(0.05)
+                        continue
+                    event: dict[str, Any] = orjson.loads(message.body)
+                    if event["dataset"] == dataset:
+                        return event
+
+        yield next_event

@@ -1,0 +1,77 @@
+"""Publishing test pages and reading queues and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from common.envelope import EndOfJob, PageBatch, encode
+from common.topology import Topology
+
+TOPOLOGY = Topology()
+
+
+async def publish_pages(
+    channel: AbstractChannel,
+    dataset: str,
+    pages: Iterable[list[Any]],
+    *,
+    job_id: str = "job",
+    entity: str = "replays",
+    end: bool = True,
+) -> int:
+    """Publish pages (and an end-of-job message); returns the number of pages."""
+    exchange = await TOPOLOGY.declare_exchanges(channel)
+    count = records = 0
+    for number, page in enumerate(pages):
+        batch = PageBatch(job_id, dataset, entity, "slice", number, page)
+        await exchange.publish(
+            aio_pika.Message(
+                encode(batch),
+                message_id=batch.message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=Topology.routing_key(dataset, entity),
+        )
+        count, records = count + 1, records + len(page)
+    if end:
+        message = EndOfJob(job_id, dataset, entity, pages=count, records=records)
+        await exchange.publish(
+            aio_pika.Message(
+                encode(message),
+                message_id=message.message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=Topology.routing_key(dataset, entity),
+        )
+    return count
+
+
+async def declare(channel: AbstractChannel, consumer: str, dataset: str) -> None:
+    await TOPOLOGY.declare_queue(channel, consumer, dataset, "replays")
+
+
+async def get_all(
+    channel: AbstractChannel, queue_name: str, count: int, seconds: float = 20.0
+) -> list[AbstractIncomingMessage]:
+    """Up to ``count`` messages from a queue, waiting at most ``seconds``."""
+    queue = await channel.declare_queue(queue_name, durable=True, passive=True)
+    messages: list[AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while len(messages) < count and asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+        else:
+            messages.append(message)
+    return messages
+
+
+async def depth(channel: AbstractChannel, queue_name: str) -> int:
+    """Messages ready in a queue (unacked ones are not counted)."""
+    queue = await channel.declare_queue(queue_name, durable=True, passive=True)
+    return queue.declaration_result.message_count or 0

@@ -1,0 +1,112 @@
+"""The PostgreSQL write path through the real batch processor, broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from aio_pika.abc import AbstractChannel
+
+from common.topology import Topology
+from tableinator import service
+from tests.support.broker import declare, get_all, publish_pages
+from tests.support.pipeline import finalised_events, tableinator_settings
+
+NASTY = [
+    'O\'Brien "quoted"',
+    "tab\there",
+    "new\nline\r\ncrlf",
+    "back\\slash \\u0000 literal",
+    "Pokémon Ñandú 東京 🎮",
+    "comma, semicolon; pipe|",
+    "\\N",
+    "",
+    "trailing\\",
+]
+
+
+def replay(key: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": key,
+        "format": "gen9ou",
+        "uploadtime": 1_700_000_000,
+        "rating": 1500,
+        "players": [],
+        **fields,
+    }
+
+
+async def run_until_finalised(spec: Path, schema: str, **batch: Any) -> None:
+    """Run tableinator until it finalises the job at the end of the queue, then stop it."""
+    stop = asyncio.Event()
+    settings = tableinator_settings(spec, schema, **batch)
+    async with finalised_events(schema) as next_event:
+        task = asyncio.create_task(service.run(settings, stop))
+        try:
+            await next_event()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+async def rows(pg: psycopg.AsyncConnection[Any], schema: str) -> dict[str, Any]:
+    cur = await pg.execute(f'SELECT key, doc, format, uploadtime, rating FROM "{schema}".replays')
+    return {key: (doc, fmt, ts, rating) for key, doc, fmt, ts, rating in await cur.fetchall()}
+
+
+async def test_duplicates_nasty_text_and_bad_records(
+    demo_spec_file: Path, namespace: str, pg: psycopg.AsyncConnection[Any], amqp: AbstractChannel
+) -> None:
+    await declare(amqp, "tableinator", namespace)
+    first = [
+        replay("dup", rating=1),
+        *(replay(f"n{i}", winner=text) for i, text in enumerate(NASTY)),
+    ]
+    second = [
+        replay("dup", rating=2),  # same key again: the last one wins
+        {"format": "gen9ou"},  # no key
+        replay("nul", winner="a\x00b"),  # PostgreSQL cannot store U+0000
+        replay("badcast", uploadtime="yesterday"),  # typed column bigint cannot cast
+        replay("ok"),
+    ]
+    await publish_pages(amqp, namespace, [first, second])
+    await run_until_finalised(demo_spec_file, namespace)
+
+    landed = await rows(pg, namespace)
+    assert set(landed) == {"dup", "ok", *(f"n{i}" for i in range(len(NASTY)))}
+    assert landed["dup"][3] == 2
+    for i, text in enumerate(NASTY):
+        doc, fmt, ts, _ = landed[f"n{i}"]
+        assert doc["winner"] == text
+        assert (fmt, ts) == ("gen9ou", 1_700_000_000)
+    dead = await get_all(
+        amqp, Topology.dead_letter_queue_name("tableinator", namespace, "replays"), 3
+    )
+    reasons = {m.headers["x-error-code"]: m for m in dead}
+    assert set(reasons) == {"bad_key", "nul_character", "rejected_by_store"}
+    assert "U+0000" in str(reasons["nul_character"].headers["x-reason"])
+    assert "bigint" in str(reasons["rejected_by_store"].headers["x-reason"])
+    assert orjson.loads(reasons["rejected_by_store"].body)["record"]["id"] == "badcast"
+
+
+async def test_unchanged_records_are_not_rewritten(
+    demo_spec_file: Path, namespace: str, pg: psycopg.AsyncConnection[Any], amqp: AbstractChannel
+) -> None:
+    await declare(amqp, "tableinator", namespace)
+    page = [replay(f"k{i}", rating=i) for i in range(50)]
+    await publish_pages(amqp, namespace, [page], job_id="one")
+    await run_until_finalised(demo_spec_file, namespace)
+    cur = await pg.execute(f'SELECT key, updated_at, xmin::text FROM "{namespace}".replays')
+    before = {row[0]: row[1:] for row in await cur.fetchall()}
+
+    changed = [dict(r, rating=-1) if i % 10 == 0 else r for i, r in enumerate(page)]
+    await publish_pages(amqp, namespace, [changed], job_id="two")
+    await run_until_finalised(demo_spec_file, namespace)
+    cur = await pg.execute(f'SELECT key, updated_at, xmin::text FROM "{namespace}".replays')
+    after = {row[0]: row[1:] for row in await cur.fetchall()}
+
+    rewritten = {key for key in before if before[key] != after[key]}
+    assert rewritten == {f"k{i}" for i in range(0, 50, 10)}
