@@ -47,6 +47,16 @@ FLUSH_SECONDS = Histogram(
 PENDING_RECORDS = Gauge(
     "backfill_pending_records", "Records received and not yet committed.", ("service",)
 )
+GRAPH_NODES = Counter(
+    "backfill_graph_nodes_total",
+    "Nodes by outcome: created, updated (hash changed), skipped (unchanged).",
+    (*_LABELS, "outcome"),
+)
+GRAPH_RELATIONSHIPS = Counter(
+    "backfill_graph_relationships_total",
+    "Relationships by outcome: created, deleted (stale edges of changed records).",
+    (*_LABELS, "outcome"),
+)
 POOL_CONNECTIONS = Gauge(
     "backfill_pool_connections",
     "Store connections by state (open, in_use, waiting).",

@@ -7,11 +7,13 @@ skipped with their relationships; a changed record's relationships are replaced.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import neo4j
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
+from common import metrics
 from common.batch import WriteResult
 from common.envelope import EndOfJob
 from common.records import PreparedRecord
@@ -31,8 +33,16 @@ TRANSIENT = (
 class Neo4jSink:
     """MERGEs batches of one dataset's entities into the graph."""
 
-    def __init__(self, driver: AsyncDriver, spec: DatasetSpec, database: str) -> None:
+    def __init__(
+        self,
+        driver: AsyncDriver,
+        spec: DatasetSpec,
+        database: str,
+        *,
+        service: str = "graphinator",
+    ) -> None:
         self.driver = driver
+        self.service = service
         self.spec = spec
         self.database = database
         self._queries = {
@@ -60,8 +70,18 @@ class Neo4jSink:
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
         queries = self._queries[entity]
         async with self.driver.session(database=self.database) as session:
-            changed = await session.execute_write(_write_batch, queries, records)
-        return WriteResult(written=changed, unchanged=len(records) - changed)
+            outcome = await session.execute_write(_write_batch, queries, records)
+        self._observe(entity, outcome, len(records))
+        return WriteResult(written=outcome.changed, unchanged=len(records) - outcome.changed)
+
+    def _observe(self, entity: str, outcome: BatchOutcome, total: int) -> None:
+        labels = (self.service, self.spec.name, entity)
+        nodes, rels = metrics.GRAPH_NODES, metrics.GRAPH_RELATIONSHIPS
+        nodes.labels(*labels, "created").inc(outcome.nodes_created)
+        nodes.labels(*labels, "updated").inc(max(outcome.changed - outcome.entity_created, 0))
+        nodes.labels(*labels, "skipped").inc(total - outcome.changed)
+        rels.labels(*labels, "created").inc(outcome.relationships_created)
+        rels.labels(*labels, "deleted").inc(outcome.relationships_deleted)
 
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         graph = self._queries[entity].graph
@@ -74,25 +94,43 @@ class Neo4jSink:
         return {"label": graph.label, "nodes": nodes, "relationships": rels}
 
 
+@dataclass
+class BatchOutcome:
+    """What one batch's transaction did, from the driver's summary counters."""
+
+    changed: int = 0
+    entity_created: int = 0
+    nodes_created: int = 0
+    relationships_created: int = 0
+    relationships_deleted: int = 0
+
+    def add(self, counters: neo4j.SummaryCounters) -> None:
+        self.nodes_created += counters.nodes_created
+        self.relationships_created += counters.relationships_created
+        self.relationships_deleted += counters.relationships_deleted
+
+
 async def _write_batch(
     tx: AsyncManagedTransaction, queries: EntityQueries, records: list[PreparedRecord]
-) -> int:
+) -> BatchOutcome:
+    outcome = BatchOutcome()
     rows = [node_row(queries.graph, record) for record in records]
     result = await tx.run(queries.nodes, rows=rows)
-    summary = await result.single(strict=True)
-    changed: list[Any] = summary["changed"]
+    changed: list[Any] = (await result.single(strict=True))["changed"]
+    outcome.add((await result.consume()).counters)
+    outcome.changed, outcome.entity_created = len(changed), outcome.nodes_created
     if not changed:
-        return 0
+        return outcome
     changed_keys = set(changed)
     changed_records = [record for record in records if record.key in changed_keys]
     for rel in queries.relationships:
-        await (await tx.run(rel.delete, keys=changed)).consume()
+        outcome.add((await (await tx.run(rel.delete, keys=changed)).consume()).counters)
         rel_rows = [
             row for record in changed_records for row in relationship_rows(rel.spec, record)
         ]
         if rel_rows:
-            await (await tx.run(rel.merge, rels=rel_rows)).consume()
-    return len(changed)
+            outcome.add((await (await tx.run(rel.merge, rels=rel_rows)).consume()).counters)
+    return outcome
 
 
 async def _single_count(session: neo4j.AsyncSession, query: str) -> int:

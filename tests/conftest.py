@@ -77,7 +77,7 @@ async def neo4j_driver() -> AsyncIterator[AsyncDriver]:
 async def wipe_graph(driver: AsyncDriver) -> None:
     async with driver.session() as session:
         result = await session.run(
-            "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+            "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 1000 ROWS"
         )
         await result.consume()
 

@@ -30,3 +30,19 @@ def running(module: str, env: dict[str, str], log: Path) -> Iterator[subprocess.
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait(10)
+
+
+def restart_service(name: str) -> None:
+    """Restart a local service with scripts/services.sh; skip if this checkout does not own it."""
+    import pytest
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [str(repo / "scripts/services.sh"), "restart", name],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    if "left alone" in done.stdout + done.stderr:
+        pytest.skip(f"{name} was started by another checkout; it cannot be restarted from here")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ from common.settings import PostgresSettings
 from common.topology import Topology
 from tests.support.broker import declare, depth, publish_pages
 from tests.support.pipeline import finalised_events
-from tests.support.processes import running, service_env
+from tests.support.processes import restart_service, running, service_env
 
-REPO = Path(__file__).resolve().parents[2]
 PAGES, PER_PAGE = 200, 100
 
 
@@ -103,12 +101,7 @@ async def test_postgres_restart_mid_run(
             async with asyncio.timeout(30):
                 while await count(pg, namespace) < 2_000:
                     await asyncio.sleep(0.02)
-            subprocess.run(
-                [str(REPO / "scripts/services.sh"), "restart", "postgres"],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
+            await asyncio.to_thread(restart_service, "postgres")
             event = await next_event(90)
             assert process.poll() is None, "the consumer must survive the outage"
     log = (tmp_path / "t.log").read_text()
