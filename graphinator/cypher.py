@@ -43,14 +43,20 @@ class EntityQueries:
 
 
 def node_query(graph: GraphSpec) -> str:
-    """MERGE the batch's nodes; replace properties of changed ones; return changed keys."""
+    """MERGE the batch's nodes and replace the properties of changed ones.
+
+    Returns the changed keys, and among them those that existed with a hash before: only
+    those can have relationships of their own to replace (a new node or a stub has none).
+    """
     label, key = ident(graph.label), ident(graph.key_property)
     return (
         "UNWIND $rows AS row "
         f"MERGE (n:{label} {{{key}: row.key}}) "
-        f"WITH n, row WHERE n.{HASH_PROPERTY} IS NULL OR n.{HASH_PROPERTY} <> row.hash "
+        f"WITH n, row, n.{HASH_PROPERTY} AS previous "
+        "WHERE previous IS NULL OR previous <> row.hash "
         "SET n = row.props "
-        "RETURN collect(row.key) AS changed"
+        "RETURN collect(row.key) AS changed, "
+        "collect(CASE WHEN previous IS NOT NULL THEN row.key END) AS updated"
     )
 
 
@@ -65,12 +71,14 @@ def relationship_queries(graph: GraphSpec, spec: RelationshipSpec) -> Relationsh
     target, target_key = ident(spec.target.label), ident(spec.target.key)
     arrow = _arrow(spec)
     delete = f"UNWIND $keys AS key MATCH (n:{label} {{{key}: key}}){arrow}(:{target}) DELETE e"
+    # CREATE, not MERGE, for the edge: the record's old edges of this type were deleted in
+    # the same transaction, and a batch holds each record, and each target per record, once.
     merge = (
         "UNWIND $rels AS r "
         f"MATCH (a:{label} {{{key}: r.src}}) "
         f"MERGE (b:{target} {{{target_key}: r.dst}}) "
         "ON CREATE SET b += r.target_props "
-        f"MERGE (a){arrow}(b) "
+        f"CREATE (a){arrow}(b) "
         "SET e = r.props"
     )
     return RelationshipQueries(spec=spec, delete=delete, merge=merge)

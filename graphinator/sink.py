@@ -116,7 +116,9 @@ async def _write_batch(
     outcome = BatchOutcome()
     rows = [node_row(queries.graph, record) for record in records]
     result = await tx.run(queries.nodes, rows=rows)
-    changed: list[Any] = (await result.single(strict=True))["changed"]
+    keys = await result.single(strict=True)
+    changed: list[Any] = keys["changed"]
+    updated: list[Any] = keys["updated"]
     outcome.add((await result.consume()).counters)
     outcome.changed, outcome.entity_created = len(changed), outcome.nodes_created
     if not changed:
@@ -124,7 +126,8 @@ async def _write_batch(
     changed_keys = set(changed)
     changed_records = [record for record in records if record.key in changed_keys]
     for rel in queries.relationships:
-        outcome.add((await (await tx.run(rel.delete, keys=changed)).consume()).counters)
+        if updated:
+            outcome.add((await (await tx.run(rel.delete, keys=updated)).consume()).counters)
         rel_rows = [
             row for record in changed_records for row in relationship_rows(rel.spec, record)
         ]
