@@ -85,11 +85,12 @@ class HttpSourceSpec(_Strict):
 
 
 class DumpSourceSpec(_Strict):
-    """Dump files on disk (one file or glob per entity)."""
+    """Dump files on disk: per entity, a file name or glob relative to base_path."""
 
     kind: Literal["dump"]
-    format: Literal["jsonl"]
+    format: Literal["jsonl", "discogs_xml"]
     base_path: str = "."
+    page_size: int = Field(500, ge=1, description="Records per published page batch.")
 
 
 SourceSpec = Annotated[HttpSourceSpec | DumpSourceSpec, Field(discriminator="kind")]
@@ -161,6 +162,14 @@ class GraphSpec(_Strict):
         return self
 
 
+class EstimateSpec(_Strict):
+    """A count endpoint for size estimates: ``{start}``/``{end}`` in params are window bounds."""
+
+    path: str
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    field: FieldPath = "count"
+
+
 class EntitySpec(_Strict):
     """One kind of record: where its pages come from, its key, its table and its node."""
 
@@ -170,6 +179,7 @@ class EntitySpec(_Strict):
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     paginator: Paginator | None = None
     records_path: FieldPath | None = Field(None, description="Where the list is in a page body.")
+    estimate: EstimateSpec | None = Field(None, description="Count endpoint used by plan.")
     table: TableSpec | None = None
     graph: GraphSpec | None = None
 

@@ -132,9 +132,12 @@ def count_queries(graph: GraphSpec) -> tuple[str, dict[str, str]]:
     """Queries counting an entity's nodes and, per type, its relationships."""
     label = ident(graph.label)
     nodes = f"MATCH (n:{label}) RETURN count(n) AS count"
+    types = [rel.type for rel in graph.relationships]
     rels = {
-        rel.type: f"MATCH (n:{label}){_arrow(rel)}(:{ident(rel.target.label)}) "
-        "RETURN count(e) AS count"
+        # IS->Genre and IS->Style are told apart by their target label.
+        (rel.type if types.count(rel.type) == 1 else f"{rel.type}:{rel.target.label}"): (
+            f"MATCH (n:{label}){_arrow(rel)}(:{ident(rel.target.label)}) RETURN count(e) AS count"
+        )
         for rel in graph.relationships
     }
     return nodes, rels
