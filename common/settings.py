@@ -188,3 +188,25 @@ class ExtractorSettings(_Base):
     extractor_source_url: str | None = Field(
         None, description="Overrides the spec's source base URL (e.g. the demo API address)."
     )
+    extractor_max_in_flight: int = Field(
+        64, ge=1, description="Pages fetched but not yet confirmed by the broker, per process."
+    )
+    extractor_ledger_schema: str = Field(
+        "backfill_ledger",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the job and slice ledger.",
+    )
+    extractor_work_queue: str = Field(
+        "extractor.work",
+        min_length=1,
+        description="Prefix of the durable slice task queues, one per dataset: PREFIX.DATASET.",
+    )
+    extractor_lease_seconds: float = Field(
+        15.0, gt=0, description="A running slice's lease; a dead worker's slice is free after it."
+    )
+    extractor_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failed requests that open the circuit breaker."
+    )
+    extractor_breaker_cooldown: float = Field(
+        5.0, gt=0, description="Seconds the breaker stays open before one probe (doubles)."
+    )

@@ -1,33 +1,40 @@
-"""``extractor``: plan and run backfill jobs."""
+"""``extractor``: plan, run, resume and inspect backfill jobs; run workers."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
+import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from common.consumer import configure_logging
 from common.errors import ConfigError
 from common.settings import DatasetSettings, ExtractorSettings
 from common.spec import load_spec
-from extractor.backfill import JobOptions, plan, run_backfill
-from extractor.report import print_report
+from extractor import backfill
+from extractor.backfill import Interrupted, JobOptions
+from extractor.report import JobReport, print_report
+from extractor.views import print_ledger_report, print_plan, print_status
 
 DESCRIPTION = """\
-The backfill driver. Plans a dataset's date range into slices (e.g. one per day), fetches
-their pages concurrently under one adaptive rate limit (retries with backoff and jitter,
-Retry-After honoured), and publishes each page to RabbitMQ with publisher confirms for
-tableinator (PostgreSQL) and graphinator (Neo4j). Connections come from environment
-variables (the README has the table): AMQP_CONNECTION, DATASET_SPEC,
-EXTRACTOR_SOURCE_URL, EXTRACTOR_CONCURRENCY, EXTRACTOR_MAX_RETRIES, timeouts.
+The backfill driver. Plans a dataset's date range into slices (e.g. one per day) kept in a
+PostgreSQL ledger, puts one task per slice on a RabbitMQ work queue, and runs workers that
+fetch pages under one adaptive rate limit shared by every worker of the job (retries with
+backoff and jitter, Retry-After and RateLimit-* honoured, a circuit breaker), publish each
+page with publisher confirms, and checkpoint it once confirmed. Jobs can be resumed,
+retried, cancelled and reported on. Settings come from environment variables (the README
+has the table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
 """
+EXIT_INTERRUPTED = 130
+Command = Callable[[argparse.Namespace, ExtractorSettings], Coroutine[Any, Any, int]]
 
 
 def _date(value: str) -> dt.datetime:
@@ -38,6 +45,40 @@ def _date(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """Option groups the subcommands share."""
+    parents = {name: argparse.ArgumentParser(add_help=False) for name in PARENTS}
+    scope, driving = parents["scope"], parents["driving"]
+    parents["spec"].add_argument(
+        "--spec", help="dataset spec: a YAML path or a bundled name (default demo)"
+    )
+    parents["url"].add_argument(
+        "--source-url", help="the source's base URL instead of the spec's (EXTRACTOR_SOURCE_URL)"
+    )
+    scope.add_argument("--start", type=_date, help="first day of the range (default: the spec's)")
+    scope.add_argument(
+        "--end", type=_date, help="end of the range, exclusive (default: the spec's)"
+    )
+    scope.add_argument("--no-estimate", action="store_true", help="do not ask the source for sizes")
+    driving.add_argument(
+        "--wait", action="store_true", help="wait for both stores to finalise (the default)"
+    )
+    driving.add_argument("--no-wait", action="store_true", help="do not wait for the stores")
+    driving.add_argument(
+        "--wait-timeout", type=float, default=3600.0, help="seconds to wait for the stores"
+    )
+    driving.add_argument(
+        "--enqueue-only", action="store_true", help="leave the work to `extractor worker`s"
+    )
+    driving.add_argument("--report-json", type=Path, help="also write the report as JSON here")
+    parents["job"].add_argument("job_id", metavar="JOB")
+    parents["json"].add_argument("--json", action="store_true", help="print JSON")
+    return parents
+
+
+PARENTS = ("spec", "url", "scope", "driving", "job", "json")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="extractor",
@@ -45,79 +86,148 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--spec", help="dataset spec: a YAML path or a bundled name (default demo)")
-    common.add_argument("--start", type=_date, help="first day of the range (default: the spec's)")
-    common.add_argument(
-        "--end", type=_date, help="end of the range, exclusive (default: the spec's)"
+    p = _parents()
+    run = commands.add_parser(
+        "run", parents=[p["spec"], p["url"], p["scope"], p["driving"]], help="plan and run a job"
     )
-    common.add_argument("--source-url", help="override the spec's base URL (EXTRACTOR_SOURCE_URL)")
-    run = commands.add_parser("run", parents=[common], help="fetch and publish a whole job")
-    run.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="exit once everything is published, without waiting for the stores",
+    run.add_argument("--job-id", help="the new job's id (default: dataset-time-random)")
+    commands.add_parser(
+        "plan", parents=[p["spec"], p["url"], p["scope"], p["json"]], help="dry run with estimates"
     )
-    run.add_argument(
-        "--wait-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds to wait for both stores to finalise (default 3600)",
-    )
-    run.add_argument("--report-json", type=Path, help="also write the report as JSON here")
-    commands.add_parser("plan", parents=[common], help="dry run: print the slices, publish nothing")
+    commands.add_parser("worker", parents=[p["spec"]], help="run the dataset's slice tasks")
+    for name, what in (("resume", "continue a job"), ("retry-failed", "rerun failed slices")):
+        commands.add_parser(name, parents=[p["url"], p["job"], p["driving"]], help=what)
+    status = commands.add_parser("status", parents=[p["json"]], help="a job's progress, or jobs")
+    status.add_argument("job_id", metavar="JOB", nargs="?")
+    commands.add_parser("cancel", parents=[p["job"]], help="stop a job after in-flight pages")
+    commands.add_parser("report", parents=[p["job"], p["json"]], help="pages, records, errors")
     return parser
+
+
+def _settings(args: argparse.Namespace) -> ExtractorSettings:
+    settings = ExtractorSettings()
+    updates: dict[str, object] = {}
+    if getattr(args, "spec", None):
+        updates["dataset"] = DatasetSettings(dataset_spec=args.spec)
+    if getattr(args, "source_url", None):
+        updates["extractor_source_url"] = args.source_url
+    return settings.model_copy(update=updates)
+
+
+def _options(args: argparse.Namespace) -> JobOptions:
+    return JobOptions(
+        start=getattr(args, "start", None),
+        end=getattr(args, "end", None),
+        wait=not getattr(args, "no_wait", False),
+        wait_timeout=getattr(args, "wait_timeout", 3600.0),
+        job_id=getattr(args, "job_id", None),
+        local_workers=not getattr(args, "enqueue_only", False),
+        estimate=not getattr(args, "no_estimate", False),
+    )
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _drive(args: argparse.Namespace, settings: ExtractorSettings) -> int:
+    interrupt = _stop_on_signals()
+    console = Console(stderr=True)
+    options = _options(args)
+    try:
+        if args.command == "run":
+            report = await backfill.run_backfill(settings, options, console, interrupt)
+        elif args.command == "resume":
+            report = await backfill.resume_backfill(
+                settings, args.job_id, options, console, interrupt
+            )
+        else:
+            report = await backfill.retry_failed(settings, args.job_id, options, console, interrupt)
+    except Interrupted as stopped:
+        console.print(f"interrupted; continue with: extractor resume {stopped}")
+        return EXIT_INTERRUPTED
+    _output(report, args.report_json)
+    return 0 if report.ok else 1
+
+
+def _output(report: JobReport, json_path: Path | None) -> None:
+    print_report(report, Console())
+    if json_path:
+        json_path.write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
+
+
+async def _plan(args: argparse.Namespace, settings: ExtractorSettings) -> int:
+    spec = load_spec(settings.dataset.dataset_spec)
+    options = _options(args)
+    slices = backfill.plan(spec, options)
+    sized = None if args.no_estimate else await backfill.estimate(settings, spec, slices)
+    if args.json:
+        body = {"dataset": spec.name, "slices": len(slices), "estimate": sized and sized.as_dict()}
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_plan(Console(), spec, slices, sized, backfill.rate_policy(spec))
+    return 0
+
+
+async def _worker(_args: argparse.Namespace, settings: ExtractorSettings) -> int:
+    await backfill.run_worker(settings, _stop_on_signals())
+    return 0
+
+
+async def _status(args: argparse.Namespace, settings: ExtractorSettings) -> int:
+    if args.job_id is None:
+        jobs = await backfill.recent_jobs(settings)
+        for job in jobs:
+            created = f"{job['created_at']:%Y-%m-%d %H:%M:%S}"
+            print(f"{job['job_id']}  {job['status']:<10}  {job['dataset']}  {created}")
+        return 0
+    snapshot = await backfill.job_status(settings, args.job_id)
+    if args.json:
+        print(orjson.dumps(snapshot.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_status(Console(), snapshot)
+    return 0
+
+
+async def _cancel(args: argparse.Namespace, settings: ExtractorSettings) -> int:
+    status = await backfill.cancel(settings, args.job_id)
+    print(f"job {args.job_id}: {status}")
+    return 0
+
+
+async def _report(args: argparse.Namespace, settings: ExtractorSettings) -> int:
+    snapshot = await backfill.job_status(settings, args.job_id)
+    if args.json:
+        print(orjson.dumps(snapshot.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_ledger_report(Console(), snapshot)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "run": _drive,
+    "resume": _drive,
+    "retry-failed": _drive,
+    "plan": _plan,
+    "worker": _worker,
+    "status": _status,
+    "cancel": _cancel,
+    "report": _report,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        settings = ExtractorSettings()
-        updates: dict[str, object] = {}
-        if args.spec:
-            updates["dataset"] = DatasetSettings(dataset_spec=args.spec)
-        if args.source_url:
-            updates["extractor_source_url"] = args.source_url
-        settings = settings.model_copy(update=updates)
+        settings = _settings(args)
         configure_logging(settings.observability.log_level)
-        options = JobOptions(
-            start=args.start,
-            end=args.end,
-            wait=getattr(args, "wait", True),
-            wait_timeout=getattr(args, "wait_timeout", 3600.0),
-        )
-        sys.exit(
-            _run(args, settings, options) if args.command == "run" else _plan(settings, options)
-        )
+        sys.exit(asyncio.run(COMMANDS[args.command](args, settings)))
     except (ConfigError, ValidationError) as exc:
         sys.exit(f"extractor: {exc}")
-
-
-def _run(args: argparse.Namespace, settings: ExtractorSettings, options: JobOptions) -> int:
-    console = Console(stderr=True)
-    report = asyncio.run(run_backfill(settings, options, console))
-    print_report(report, Console())
-    if args.report_json:
-        args.report_json.write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
-    return 0 if report.ok else 1
-
-
-def _plan(settings: ExtractorSettings, options: JobOptions) -> int:
-    spec = load_spec(settings.dataset.dataset_spec)
-    slices = plan(spec, options)
-    table = Table(title=f"{spec.name}: {len(slices)} slices (dry run, nothing published)")
-    for column in ("slice", "from", "to"):
-        table.add_column(column)
-    for item in slices:
-        start = item.window.start
-        end = item.window.end
-        table.add_row(item.slice_id, _iso(start), _iso(end))
-    Console().print(table)
-    return 0
-
-
-def _iso(ts: int | None) -> str:
-    return "-" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
 
 
 if __name__ == "__main__":

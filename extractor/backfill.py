@@ -1,41 +1,51 @@
-"""The public Python API: plan and run a backfill job."""
+"""The public Python API: plan, estimate, run, resume, retry, cancel, status, report, work.
+
+Schedulers (Airflow, Prefect) call these; the CLI is a thin layer over them.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from typing import Any
 
-import aiohttp
 from rich.console import Console
 
 from common.amqp import robust_channel
-from common.errors import ConfigError
+from common.errors import BackfillError, ConfigError
+from common.metrics import serve_metrics
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, HttpSourceSpec, load_spec
-from common.topology import Topology
-from extractor.completion import CompletionWaiter
-from extractor.fetch import JsonFetcher
-from extractor.job import JobRunner
+from extractor.breaker import CircuitBreaker
+from extractor.driver import Interrupted, drive
+from extractor.estimate import JobEstimate, estimate_job
+from extractor.fetch import JsonFetcher, http_session
+from extractor.ledger import NewJob, open_ledger
+from extractor.options import JobOptions
 from extractor.planner import Slice, plan_slices
-from extractor.progress import JobProgress
-from extractor.ratelimit import AdaptiveRateLimiter
-from extractor.report import JobReport, build_report
+from extractor.ratelimit import AdaptiveRateLimiter, RatePolicy
+from extractor.report import JobReport
+from extractor.snapshot import JobSnapshot, read_snapshot
+from extractor.worker import WorkerPool
 
+__all__ = [
+    "Interrupted",
+    "JobOptions",
+    "JobReport",
+    "cancel",
+    "estimate",
+    "job_report",
+    "job_status",
+    "plan",
+    "resume_backfill",
+    "retry_failed",
+    "run_backfill",
+    "run_worker",
+]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What a person chooses per run (the rest comes from settings and the spec)."""
-
-    start: dt.date | dt.datetime | None = None
-    end: dt.date | dt.datetime | None = None
-    wait: bool = True
-    wait_timeout: float = 3600.0
-    job_id: str | None = None
 
 
 def new_job_id(dataset: str) -> str:
@@ -43,58 +53,7 @@ def new_job_id(dataset: str) -> str:
     return f"{dataset}-{stamp}-{secrets.token_hex(3)}"
 
 
-def plan(spec: DatasetSpec, options: JobOptions) -> list[Slice]:
-    """The slices a job would run (a dry run publishes nothing)."""
-    source = _http_source(spec)
-    return plan_slices(list(spec.entities), source.slicing, options.start, options.end)
-
-
-async def run_backfill(
-    settings: ExtractorSettings, options: JobOptions, console: Console | None = None
-) -> JobReport:
-    """Fetch every slice, publish its pages, and (if asked) wait for both stores."""
-    console = console or Console(stderr=True)
-    spec = load_spec(settings.dataset.dataset_spec)
-    source = _http_source(spec)
-    slices = plan(spec, options)
-    job_id = options.job_id or new_job_id(spec.name)
-    topology = Topology(settings.amqp.amqp_exchange)
-    async with AsyncExitStack() as stack:
-        _connection, channel = await stack.enter_async_context(
-            robust_channel(settings.amqp.url, name="extractor")
-        )
-        exchange = await topology.declare_exchanges(channel)
-        expected = await topology.declare_dataset(channel, settings.amqp.consumers, spec)
-        waiter = CompletionWaiter(channel, topology, job_id)
-        await waiter.listen()
-        stack.push_async_callback(waiter.close)
-        session = await stack.enter_async_context(_http_session(settings, source))
-        limiter = AdaptiveRateLimiter(source.rate_limit.initial, source.rate_limit.maximum)
-        fetcher = JsonFetcher(
-            session,
-            settings.extractor_source_url or source.base_url,
-            limiter,
-            max_retries=settings.extractor_max_retries,
-        )
-        log.info("starting job=%s dataset=%s slices=%d", job_id, spec.name, len(slices))
-        with JobProgress(console, len(slices)) as progress:
-            runner = JobRunner(
-                spec=spec,
-                job_id=job_id,
-                fetcher=fetcher,
-                exchange=exchange,
-                concurrency=settings.extractor_concurrency,
-                on_progress=progress.update,
-            )
-            stats = await runner.run(slices)
-        complete = True
-        if options.wait:
-            console.print(f"published {stats.records:,} records; waiting for the consumers")
-            complete = await waiter.wait(expected, options.wait_timeout)
-        return build_report(stats, waiter.events, complete)
-
-
-def _http_source(spec: DatasetSpec) -> HttpSourceSpec:
+def http_source(spec: DatasetSpec) -> HttpSourceSpec:
     if not isinstance(spec.source, HttpSourceSpec):
         raise ConfigError(
             f"dataset {spec.name}: source kind {spec.source.kind} is not supported yet"
@@ -102,11 +61,166 @@ def _http_source(spec: DatasetSpec) -> HttpSourceSpec:
     return spec.source
 
 
-def _http_session(settings: ExtractorSettings, source: HttpSourceSpec) -> aiohttp.ClientSession:
-    timeout = aiohttp.ClientTimeout(
-        sock_connect=settings.extractor_connect_timeout, sock_read=settings.extractor_read_timeout
+def rate_policy(spec: DatasetSpec) -> RatePolicy:
+    limit = http_source(spec).rate_limit
+    return RatePolicy(limit.initial, limit.maximum)
+
+
+def plan(spec: DatasetSpec, options: JobOptions) -> list[Slice]:
+    """The slices a job would run (a dry run publishes nothing)."""
+    source = http_source(spec)
+    return plan_slices(list(spec.entities), source.slicing, options.start, options.end)
+
+
+async def estimate(
+    settings: ExtractorSettings, spec: DatasetSpec, slices: list[Slice]
+) -> JobEstimate:
+    """Records, pages, requests and duration of the slices, asking the source (dry run)."""
+    source = http_source(spec)
+    policy = rate_policy(spec)
+    session = http_session(
+        concurrency=settings.extractor_concurrency,
+        connect_timeout=settings.extractor_connect_timeout,
+        read_timeout=settings.extractor_read_timeout,
     )
-    connector = aiohttp.TCPConnector(limit=settings.extractor_concurrency * 2)
-    return aiohttp.ClientSession(
-        timeout=timeout, connector=connector, headers=source.headers, raise_for_status=False
-    )
+    async with session:
+        fetcher = JsonFetcher(
+            session,
+            settings.extractor_source_url or source.base_url,
+            AdaptiveRateLimiter(policy.initial, policy.maximum),
+            max_retries=settings.extractor_max_retries,
+            breaker=CircuitBreaker(
+                settings.extractor_breaker_failures, settings.extractor_breaker_cooldown
+            ),
+            headers=source.headers,
+            dataset=spec.name,
+        )
+        return await estimate_job(fetcher, spec, slices, policy)
+
+
+async def run_backfill(
+    settings: ExtractorSettings,
+    options: JobOptions = JobOptions(),  # noqa: B008 - frozen, so a shared default is safe
+    console: Console | None = None,
+    interrupt: asyncio.Event | None = None,
+) -> JobReport:
+    """Plan a new job into the ledger, run it, and (if asked) wait for both stores."""
+    spec = load_spec(settings.dataset.dataset_spec)
+    source = http_source(spec)
+    slices = plan(spec, options)
+    job_id = options.job_id or new_job_id(spec.name)
+    sized = await _quiet_estimate(settings, spec, slices) if options.estimate else None
+    async with open_ledger(settings) as ledger:
+        job = NewJob(
+            job_id=job_id,
+            dataset=spec.name,
+            spec=settings.dataset.dataset_spec,
+            spec_body=spec.model_dump(mode="json"),
+            options=_job_options(settings, source, options),
+            estimate=sized.as_dict() if sized else None,
+        )
+        await ledger.create_job(job, slices, rate_policy(spec))
+        log.info("job planned job=%s dataset=%s slices=%d", job_id, spec.name, len(slices))
+        todo = [s.slice_id for s in slices]
+        console = console or Console(stderr=True)
+        return await drive(settings, ledger, job_id, todo, options, console, interrupt)
+
+
+async def resume_backfill(
+    settings: ExtractorSettings,
+    job_id: str,
+    options: JobOptions = JobOptions(),  # noqa: B008
+    console: Console | None = None,
+    interrupt: asyncio.Event | None = None,
+    *,
+    failed_too: bool = False,
+) -> JobReport:
+    """Continue every unfinished (and cancelled) slice from its last confirmed cursor."""
+    async with open_ledger(settings) as ledger:
+        job = await ledger.require_job(job_id)
+        source_url = settings.extractor_source_url
+        if source_url and source_url != job.options.get("base_url"):
+            await ledger.save_options(job_id, {**job.options, "base_url": source_url})
+        todo = await ledger.reopen(job_id, retry_failed=failed_too)
+        log.info("job resumed job=%s slices=%d retry_failed=%s", job_id, len(todo), failed_too)
+        console = console or Console(stderr=True)
+        return await drive(settings, ledger, job_id, todo, options, console, interrupt)
+
+
+async def retry_failed(
+    settings: ExtractorSettings,
+    job_id: str,
+    options: JobOptions = JobOptions(),  # noqa: B008
+    console: Console | None = None,
+    interrupt: asyncio.Event | None = None,
+) -> JobReport:
+    """Failed slices back to pending (attempts and cursor kept), then resume the job."""
+    return await resume_backfill(settings, job_id, options, console, interrupt, failed_too=True)
+
+
+async def cancel(settings: ExtractorSettings, job_id: str) -> str:
+    """Ask the job's workers to stop after their in-flight pages; the job's status."""
+    async with open_ledger(settings) as ledger:
+        await ledger.require_job(job_id)
+        status = await ledger.request_cancel(job_id)
+        if await ledger.complete_job(job_id):
+            status = (await ledger.require_job(job_id)).status
+        return status
+
+
+async def job_status(settings: ExtractorSettings, job_id: str) -> JobSnapshot:
+    async with open_ledger(settings) as ledger:
+        return await read_snapshot(ledger, job_id)
+
+
+async def job_report(settings: ExtractorSettings, job_id: str) -> dict[str, Any]:
+    """The ledger's account of a job, JSON-ready."""
+    return (await job_status(settings, job_id)).as_dict()
+
+
+async def recent_jobs(settings: ExtractorSettings, limit: int = 20) -> list[dict[str, Any]]:
+    async with open_ledger(settings) as ledger:
+        return await ledger.recent_jobs(limit)
+
+
+async def run_worker(settings: ExtractorSettings, stop: asyncio.Event) -> None:
+    """Work on slice tasks of the dataset's jobs until ``stop`` is set (``extractor worker``)."""
+    dataset = load_spec(settings.dataset.dataset_spec).name
+    async with AsyncExitStack() as stack:
+        ledger = await stack.enter_async_context(open_ledger(settings))
+        connection, channel = await stack.enter_async_context(
+            robust_channel(settings.amqp.url, name="extractor-worker")
+        )
+        await stack.enter_async_context(
+            serve_metrics(settings.observability, lambda: not connection.is_closed)
+        )
+        session = await stack.enter_async_context(
+            http_session(
+                concurrency=settings.extractor_concurrency,
+                connect_timeout=settings.extractor_connect_timeout,
+                read_timeout=settings.extractor_read_timeout,
+            )
+        )
+        pool = WorkerPool(settings, ledger, connection, channel, session, dataset=dataset)
+        await pool.run(stop)
+
+
+def _job_options(
+    settings: ExtractorSettings, source: HttpSourceSpec, options: JobOptions
+) -> dict[str, Any]:
+    return {
+        "start": options.start.isoformat() if options.start else None,
+        "end": options.end.isoformat() if options.end else None,
+        "base_url": settings.extractor_source_url or source.base_url,
+    }
+
+
+async def _quiet_estimate(
+    settings: ExtractorSettings, spec: DatasetSpec, slices: list[Slice]
+) -> JobEstimate | None:
+    """The estimate for the progress bar; a job does not fail for want of one."""
+    try:
+        return await estimate(settings, spec, slices)
+    except (BackfillError, ValueError) as exc:
+        log.warning("no estimate job_dataset=%s error=%s", spec.name, exc)
+        return None

@@ -35,6 +35,8 @@ class CompletionWaiter:
             f"extractor.events.{self.job_id}", durable=True, arguments={"x-expires": 86_400_000}
         )
         await self._queue.bind(self.topology.events_exchange, routing_key=f"{self.job_id}.#")
+        # Events of an earlier end of this job (a failed run, then retry-failed) are stale.
+        await self._queue.purge()
 
     async def wait(self, expected: list[tuple[str, str]], limit_seconds: float) -> bool:
         """Wait until every (consumer, entity) has reported; False on timeout."""

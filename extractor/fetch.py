@@ -1,4 +1,11 @@
-"""Fetching JSON pages: shared rate limit, retries with backoff and jitter, Retry-After."""
+"""Fetching JSON pages: rate limit, circuit breaker, retries with backoff and jitter.
+
+Every response feeds the limiter: 429 (and 503 with Retry-After) halve the rate and pause
+for Retry-After, a bare 503 takes a tenth off;
+RateLimit-Remaining 0 pauses until RateLimit-Reset; latency rising well above its floor
+takes a tenth off; healthy responses earn increases. Failed requests are counted by kind
+(``timeout``, ``connection``, ``http_429``, ``http_503``, ``malformed``, ...) for the report.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import asyncio
 import email.utils
 import logging
 import time
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -13,19 +22,37 @@ import orjson
 
 from common.errors import BackfillError, TransientError
 from common.resilience import Backoff
-from extractor.ratelimit import AdaptiveRateLimiter
+from extractor import metrics
+from extractor.breaker import CircuitBreaker
+from extractor.ratelimit import (
+    LATENCY_FACTOR,
+    QUOTA_SPENT_FACTOR,
+    THROTTLED_FACTOR,
+    LatencyTracker,
+    RateLimiter,
+)
 
 log = logging.getLogger(__name__)
 THROTTLED = {429, 503}
 DEFAULT_BACKOFF = Backoff(base=0.25, cap=30.0)
+EPOCH_THRESHOLD = 1_000_000_000  # a RateLimit-Reset this large is a unix time, not seconds
 
 
 class SourceError(BackfillError):
-    """The source answered in a way retrying will not fix (4xx other than 429)."""
+    """The source answered in a way retrying will not fix (4xx other than 408 and 429)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RetryableSourceError(TransientError):
-    """Timeout, connection error, 429, 5xx or a truncated body."""
+    """Timeout, connection error, 408, 429, 5xx or a truncated body."""
+
+    def __init__(self, message: str, kind: str, *, source_down: bool) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.source_down = source_down
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -42,67 +69,150 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def quota(headers: Mapping[str, str]) -> tuple[int | None, int | None, float | None]:
+    """RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds from now)."""
+
+    def number(name: str) -> int | None:
+        raw = headers.get(name, "").split(",")[0].strip()
+        return int(raw) if raw.isdigit() else None
+
+    reset = number("RateLimit-Reset")
+    seconds = None if reset is None else float(reset)
+    if seconds is not None and seconds > EPOCH_THRESHOLD:
+        seconds = max(0.0, seconds - time.time())
+    return number("RateLimit-Limit"), number("RateLimit-Remaining"), seconds
+
+
+def http_session(
+    *, concurrency: int, connect_timeout: float, read_timeout: float
+) -> aiohttp.ClientSession:
+    """One pooled HTTP client per process; source headers go on each request."""
+    timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
+
+
+def status_error(status: int, url: str) -> BackfillError:
+    """The error a failed status stands for."""
+    kind = f"http_{status}" if status in (408, 429) or status < 500 else "http_5xx"
+    if status == 503:
+        kind = "http_503"
+    if status in THROTTLED or status >= 500 or status == 408:
+        return RetryableSourceError(f"HTTP {status} from {url}", kind, source_down=status != 429)
+    return SourceError(f"HTTP {status} from {url}", kind)
+
+
 class JsonFetcher:
-    """GET JSON from one source under its rate limit, retrying what is transient."""
+    """GET JSON from one source under its rate limit and breaker, retrying what is transient."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         base_url: str,
-        limiter: AdaptiveRateLimiter,
+        limiter: RateLimiter,
         *,
         max_retries: int,
+        breaker: CircuitBreaker | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
+        headers: Mapping[str, str] | None = None,
+        dataset: str = "",
     ) -> None:
+        self.dataset = dataset
         self.session = session
         self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
         self.limiter = limiter
         self.max_retries = max_retries
+        self.breaker = breaker or CircuitBreaker(5, 5.0, name=base_url)
         self.backoff = backoff
+        self.latency = LatencyTracker()
         self.requests = 0
         self.retries = 0
 
-    async def get(self, path: str, params: dict[str, Any]) -> Any:
+    async def get(
+        self, path: str, params: dict[str, Any], errors: Counter[str] | None = None
+    ) -> Any:
         """The decoded body; raises SourceError, or RetryableSourceError once retries run out."""
+        errors = Counter() if errors is None else errors
         attempt = 0
         while True:
             try:
-                return await self._get_once(path, params)
-            except RetryableSourceError as exc:
+                body = await self._attempt(path, params)
+            except (RetryableSourceError, SourceError) as exc:
+                errors[exc.kind] += 1
+                metrics.REQUESTS.labels(self.dataset, exc.kind).inc()
                 attempt += 1
-                if attempt > self.max_retries:
+                if isinstance(exc, SourceError) or attempt > self.max_retries:
                     raise
                 self.retries += 1
                 delay = self.backoff.delay(attempt)
                 log.info(
-                    "retrying GET %s attempt=%d delay=%.2fs error=%s", path, attempt, delay, exc
+                    "retrying path=%s attempt=%d delay=%.2fs kind=%s error=%s",
+                    path,
+                    attempt,
+                    delay,
+                    exc.kind,
+                    exc,
                 )
                 await asyncio.sleep(delay)
+            else:
+                metrics.REQUESTS.labels(self.dataset, "ok").inc()
+                return body
+
+    async def _attempt(self, path: str, params: dict[str, Any]) -> Any:
+        probe = await self.breaker.admit()
+        try:
+            data = await self._get_once(path, params)
+        except RetryableSourceError as exc:
+            self.breaker.record(success=not exc.source_down)
+            raise
+        except SourceError:
+            self.breaker.record(success=True)
+            raise
+        except BaseException:
+            if probe:
+                self.breaker.abandon_probe()
+            raise
+        self.breaker.record(success=True)
+        return data
 
     async def _get_once(self, path: str, params: dict[str, Any]) -> Any:
         await self.limiter.acquire()
         self.requests += 1
+        started = time.monotonic()
         try:
-            async with self.session.get(self.base_url + path, params=params) as response:
+            url = self.base_url + path
+            async with self.session.get(url, params=params, headers=self.headers) as response:
                 body = await response.read()
-                self._check_status(response)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryableSourceError(f"{type(exc).__name__}: {exc}") from exc
+                status, headers, url = response.status, response.headers, str(response.url)
+        except TimeoutError as exc:
+            raise RetryableSourceError(f"timeout: {exc}", "timeout", source_down=True) from exc
+        except aiohttp.ClientError as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            raise RetryableSourceError(message, "connection", source_down=True) from exc
+        await self._feedback(status, headers, time.monotonic() - started, url)
         try:
-            data = orjson.loads(body)
+            return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise RetryableSourceError(
-                f"body is not valid JSON ({len(body)} bytes): {exc}"
-            ) from exc
-        self.limiter.on_success()
-        return data
+            message = f"body is not valid JSON ({len(body)} bytes): {exc}"
+            raise RetryableSourceError(message, "malformed", source_down=False) from exc
 
-    def _check_status(self, response: aiohttp.ClientResponse) -> None:
-        status = response.status
-        if status < 400:
-            return
+    async def _feedback(
+        self, status: int, headers: Mapping[str, str], seconds: float, url: str
+    ) -> None:
+        """Tell the limiter what this response says about the source's capacity."""
         if status in THROTTLED:
-            self.limiter.on_throttled(retry_after_seconds(response.headers.get("Retry-After")))
-        if status in THROTTLED or status >= 500 or status == 408:
-            raise RetryableSourceError(f"HTTP {status} from {response.url}")
-        raise SourceError(f"HTTP {status} from {response.url}")
+            pause = retry_after_seconds(headers.get("Retry-After"))
+            # A 503 without Retry-After is as likely a fault as overload: a gentler step.
+            factor = THROTTLED_FACTOR if status == 429 or pause else LATENCY_FACTOR
+            await self.limiter.on_throttled(pause, factor)
+        if status >= 400:
+            raise status_error(status, url)
+        limit, remaining, reset = quota(headers)
+        if remaining == 0 and reset:
+            await self.limiter.on_throttled(reset, QUOTA_SPENT_FACTOR)
+        if self.latency.observe(seconds):
+            log.info("latency rising ewma=%.3fs floor=%.3fs", self.latency.ewma, self.latency.floor)
+            await self.limiter.on_throttled(None, LATENCY_FACTOR)
+        quota_low = remaining is not None and bool(limit) and remaining < 0.1 * (limit or 0)
+        self.limiter.on_success(hold=quota_low or self.latency.rising)

@@ -1,4 +1,9 @@
-"""Progress with ETA: a bar on a terminal, periodic log lines otherwise."""
+"""Progress with ETA: a bar on a terminal, periodic log lines otherwise.
+
+Fed with ledger snapshots, so it shows the whole job (every worker, every process), not
+only this process's share. Records count against the estimate when there is one, slices
+otherwise.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +21,28 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from extractor.job import JobStats
+from extractor.snapshot import JobSnapshot
 
 log = logging.getLogger(__name__)
 
 
 class JobProgress:
-    """Shows slices done out of planned, records published and the rate."""
-
-    def __init__(self, console: Console, total_slices: int, *, log_every: float = 10.0) -> None:
+    def __init__(self, console: Console, *, log_every: float = 10.0) -> None:
         self.console = console
-        self.total = total_slices
         self.log_every = log_every
         self._last_log = time.monotonic()
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("slices  {task.fields[records]:,} records  {task.fields[rate]:,.0f}/s"),
+            TextColumn("{task.fields[unit]}  {task.fields[detail]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
             disable=not console.is_terminal,
         )
-        self._task = self._bar.add_task("backfill", total=total_slices, records=0, rate=0.0)
+        self._task = self._bar.add_task("backfill", total=None, unit="", detail="")
 
     def __enter__(self) -> JobProgress:
         self._bar.__enter__()
@@ -51,19 +53,27 @@ class JobProgress:
     ) -> None:
         self._bar.__exit__(kind, exc, tb)
 
-    def update(self, stats: JobStats) -> None:
-        done = sum(e.slices_done + e.slices_failed for e in stats.entities.values())
-        elapsed = max(time.monotonic() - stats.started, 1e-9)
-        rate = stats.records / elapsed
-        self._bar.update(self._task, completed=done, records=stats.records, rate=rate)
+    def update(self, snapshot: JobSnapshot) -> None:
+        estimate = snapshot.estimated_records
+        slices = f"{snapshot.slices_ended}/{snapshot.slices_total} slices"
+        rate = f"{snapshot.records_per_second:,.0f} rec/s"
+        if estimate:
+            completed, total, unit = snapshot.records, max(estimate, snapshot.records), "records"
+            detail = f"{slices}  {rate}"
+        else:
+            completed, total, unit = snapshot.slices_ended, snapshot.slices_total, "slices"
+            detail = f"{snapshot.records:,} records  {rate}"
+        self._bar.update(self._task, completed=completed, total=total, unit=unit, detail=detail)
         now = time.monotonic()
         if not self.console.is_terminal and now - self._last_log >= self.log_every:
             self._last_log = now
             log.info(
-                "progress job=%s slices=%d/%d records=%d rate=%.0f/s",
-                stats.job_id,
-                done,
-                self.total,
-                stats.records,
-                rate,
+                "progress job=%s status=%s slices=%d/%d records=%d estimate=%s rate=%.0f/s",
+                snapshot.job.job_id,
+                snapshot.job.status,
+                snapshot.slices_ended,
+                snapshot.slices_total,
+                snapshot.records,
+                estimate if estimate is not None else "-",
+                snapshot.records_per_second,
             )

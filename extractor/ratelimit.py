@@ -1,22 +1,111 @@
-"""One adaptive rate limit shared by every request of a job.
+"""Adaptive rate limiting: the AIMD policy, the latency signal, and an in-process limiter.
 
-Additive increase while responses are healthy, multiplicative decrease on 429/503, and a
-pause honouring Retry-After; never above the configured maximum. Requests are spaced by
-the current rate (a token bucket with a burst of one second's worth).
+The policy: start at the spec's initial rate; every ``increase_every`` healthy responses
+raise it (x1.1 + 1) unless latency is rising or the quota is nearly spent; on 429/503 halve
+it and pause for Retry-After; when RateLimit-Remaining reaches 0, take a fifth off and pause
+until RateLimit-Reset; when latency rises well above its floor, take a tenth off. Never
+above the maximum, never below the minimum. A job's workers share one limiter through the
+ledger (``extractor.shared_limit``); ``AdaptiveRateLimiter`` is the same policy in one
+process, for the dry run's count requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from typing import Protocol
+
+THROTTLED_FACTOR = 0.5  # 429 or 503
+QUOTA_SPENT_FACTOR = 0.8  # RateLimit-Remaining: 0
+LATENCY_FACTOR = 0.9  # latency well above its floor
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """The arithmetic of the limit, shared by the in-process and the shared limiter."""
+
+    initial: float
+    maximum: float
+    increase_every: int = 20
+    increase_factor: float = 1.1
+    increase_step: float = 1.0
+    burst_seconds: float = 1.0
+
+    @property
+    def minimum(self) -> float:
+        return min(1.0, self.start)
+
+    @property
+    def start(self) -> float:
+        return min(self.initial, self.maximum)
+
+    def increased(self, rate: float, steps: int) -> float:
+        """The rate after ``steps`` rounds of healthy responses."""
+        for _ in range(steps):
+            rate = rate * self.increase_factor + self.increase_step
+        return min(self.maximum, rate)
+
+    def decreased(self, rate: float, factor: float) -> float:
+        return max(self.minimum, rate * factor)
+
+    def burst(self, rate: float) -> float:
+        """Tokens a bucket may hold: ``burst_seconds`` of the current rate, at least one."""
+        return max(1.0, rate * self.burst_seconds)
+
+
+class LatencyTracker:
+    """An EWMA of response latency against its floor; says when to back off.
+
+    After signalling once it waits ``quiet`` more responses before signalling again, so one
+    slow spell costs one decrease, not one per response.
+    """
+
+    def __init__(
+        self, *, alpha: float = 0.2, factor: float = 2.0, slack: float = 0.05, quiet: int = 20
+    ) -> None:
+        self.alpha, self.factor, self.slack, self.quiet = alpha, factor, slack, quiet
+        self.ewma: float | None = None
+        self.floor: float | None = None
+        self._since_signal = quiet
+
+    def observe(self, seconds: float) -> bool:
+        """Record one latency; True when the limiter should back off now."""
+        self.ewma = seconds if self.ewma is None else self.ewma + self.alpha * (seconds - self.ewma)
+        self.floor = self.ewma if self.floor is None else min(self.floor, self.ewma)
+        self._since_signal += 1
+        if self.rising and self._since_signal >= self.quiet:
+            self._since_signal = 0
+            return True
+        return False
+
+    @property
+    def rising(self) -> bool:
+        if self.ewma is None or self.floor is None:
+            return False
+        return self.ewma > self.floor * self.factor + self.slack
+
+
+class RateLimiter(Protocol):
+    """What the fetcher needs from a limiter."""
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent."""
+
+    def on_success(self, *, hold: bool = False) -> None:
+        """A healthy response; ``hold`` (latency rising, quota low) blocks any increase."""
+
+    async def on_throttled(self, pause: float | None, factor: float) -> None:
+        """Slow down by ``factor`` and, if ``pause`` is given, send nothing for that long."""
 
 
 class AdaptiveRateLimiter:
+    """The policy as a token bucket in one process."""
+
     def __init__(self, initial: float, maximum: float, *, increase_every: int = 20) -> None:
-        self.rate = min(initial, maximum)
+        self.policy = RatePolicy(initial, maximum, increase_every=increase_every)
+        self.rate = self.policy.start
         self.maximum = maximum
-        self.minimum = min(1.0, self.rate)
-        self.increase_every = increase_every
         self._tokens = 1.0
         self._updated = time.monotonic()
         self._paused_until = 0.0
@@ -24,7 +113,6 @@ class AdaptiveRateLimiter:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        """Wait until a request may be sent."""
         async with self._lock:
             while True:
                 now = time.monotonic()
@@ -38,19 +126,24 @@ class AdaptiveRateLimiter:
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
     def _refill(self, now: float) -> None:
-        burst = max(1.0, self.rate)
-        self._tokens = min(burst, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
+        burst = self.policy.burst(self.rate)
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(burst, self._tokens + elapsed * self.rate)
+        self._updated = max(self._updated, now)
 
-    def on_success(self) -> None:
-        self._healthy_streak += 1
-        if self._healthy_streak >= self.increase_every:
+    def on_success(self, *, hold: bool = False) -> None:
+        if hold:
             self._healthy_streak = 0
-            self.rate = min(self.maximum, self.rate * 1.1 + 1.0)
+            return
+        self._healthy_streak += 1
+        if self._healthy_streak >= self.policy.increase_every:
+            self._healthy_streak = 0
+            self.rate = self.policy.increased(self.rate, 1)
 
-    def on_throttled(self, retry_after: float | None) -> None:
-        """The source said "too many": slow down, and pause everyone if it said how long."""
+    async def on_throttled(self, pause: float | None, factor: float) -> None:
         self._healthy_streak = 0
-        self.rate = max(self.minimum, self.rate / 2)
-        if retry_after is not None:
-            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+        self.rate = self.policy.decreased(self.rate, factor)
+        if pause:
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            self._tokens = 0.0
+            self._updated = self._paused_until  # the bucket refills from the end of the pause

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from extractor.job import JobStats
+from extractor.snapshot import JobSnapshot
 
 
 @dataclass
@@ -18,23 +17,26 @@ class JobReport:
 
     job_id: str
     dataset: str
+    status: str
     pages: int
     records: int
     fetch_seconds: float
     total_seconds: float
     failed_slices: dict[str, str]
     entities: dict[str, dict[str, int]]
+    errors: dict[str, int] = field(default_factory=dict)
     landed: dict[str, dict[str, Any]] = field(default_factory=dict)
     complete: bool = True
 
     @property
     def ok(self) -> bool:
-        return self.complete and not self.failed_slices
+        return self.status == "done" and self.complete and not self.failed_slices
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "job_id": self.job_id,
             "dataset": self.dataset,
+            "status": self.status,
             "pages": self.pages,
             "records": self.records,
             "fetch_seconds": round(self.fetch_seconds, 3),
@@ -42,6 +44,7 @@ class JobReport:
             "records_per_second": round(self.records / max(self.total_seconds, 1e-9), 1),
             "failed_slices": self.failed_slices,
             "entities": self.entities,
+            "errors": self.errors,
             "landed": self.landed,
             "complete": self.complete,
             "ok": self.ok,
@@ -49,43 +52,57 @@ class JobReport:
 
 
 def build_report(
-    stats: JobStats, events: dict[tuple[str, str], dict[str, Any]], complete: bool
+    snapshot: JobSnapshot,
+    events: dict[tuple[str, str], dict[str, Any]],
+    complete: bool,
+    *,
+    started: float,
+    fetched: float,
+    now: float,
 ) -> JobReport:
-    now = time.monotonic()
-    fetched = stats.fetched_at or now
+    """The report of one run (monotonic times), from the ledger and the consumers' events."""
+    return JobReport(
+        job_id=snapshot.job.job_id,
+        dataset=snapshot.job.dataset,
+        status=snapshot.job.status,
+        pages=snapshot.pages,
+        records=snapshot.records,
+        fetch_seconds=fetched - started,
+        total_seconds=now - started,
+        failed_slices={f.slice_id: f"{f.error_kind}: {f.last_error}" for f in snapshot.failed},
+        entities={
+            name: {
+                "pages": e.pages,
+                "records": e.records,
+                "slices_done": e.slices.get("done", 0),
+                "slices_failed": e.slices.get("failed", 0),
+            }
+            for name, e in sorted(snapshot.entities.items())
+        },
+        errors=snapshot.errors,
+        landed=_landed(events, started),
+        complete=complete,
+    )
+
+
+def _landed(
+    events: dict[tuple[str, str], dict[str, Any]], started: float
+) -> dict[str, dict[str, Any]]:
+    """Per store and entity: what it holds, and how long after the start it was done."""
     landed: dict[str, dict[str, Any]] = {}
     for (service, entity), event in sorted(events.items()):
-        seconds = event["received_at"] - stats.started
+        seconds = event["received_at"] - started
         landed.setdefault(service, {})[entity] = {
             **event["landed"],
             "seconds": round(seconds, 3),
             "records_per_second": round(event["published_records"] / max(seconds, 1e-9), 1),
         }
-    return JobReport(
-        job_id=stats.job_id,
-        dataset=stats.dataset,
-        pages=stats.pages,
-        records=stats.records,
-        fetch_seconds=fetched - stats.started,
-        total_seconds=now - stats.started,
-        failed_slices=dict(stats.errors),
-        entities={
-            name: {
-                "pages": e.pages,
-                "records": e.records,
-                "slices_done": e.slices_done,
-                "slices_failed": e.slices_failed,
-            }
-            for name, e in sorted(stats.entities.items())
-        },
-        landed=landed,
-        complete=complete,
-    )
+    return landed
 
 
 def print_report(report: JobReport, console: Console) -> None:
     """A readable summary: published per entity, landed per store, rates."""
-    published = Table(title=f"job {report.job_id}: published")
+    published = Table(title=f"job {report.job_id}: {report.status}")
     for column in ("entity", "slices ok", "slices failed", "pages", "records"):
         published.add_column(column, justify="right" if column != "entity" else "left")
     for name, e in report.entities.items():
@@ -97,6 +114,23 @@ def print_report(report: JobReport, console: Console) -> None:
             f"{e['records']:,}",
         )
     console.print(published)
+    if report.landed:
+        console.print(_landed_table(report))
+    rate = report.records / max(report.total_seconds, 1e-9)
+    console.print(
+        f"{report.records:,} records in {report.total_seconds:.1f} s end to end "
+        f"({rate:,.0f} records/s; fetch and publish took {report.fetch_seconds:.1f} s)"
+    )
+    if report.errors:
+        errors = ", ".join(f"{kind} {count:,}" for kind, count in report.errors.items())
+        console.print(f"failed requests by kind (retried or not): {errors}")
+    for slice_id, error in report.failed_slices.items():
+        console.print(f"[red]failed slice {slice_id}: {error}[/red]")
+    if not report.complete:
+        console.print("[red]not every consumer reported the job finalised[/red]")
+
+
+def _landed_table(report: JobReport) -> Table:
     landed = Table(title="landed (totals now in each store)")
     for column in ("store", "entity", "what the store holds", "done after", "records/s"):
         landed.add_column(
@@ -111,16 +145,7 @@ def print_report(report: JobReport, console: Console) -> None:
                 f"{what['seconds']:.1f} s",
                 f"{what['records_per_second']:,.0f}",
             )
-    console.print(landed)
-    rate = report.records / max(report.total_seconds, 1e-9)
-    console.print(
-        f"{report.records:,} records in {report.total_seconds:.1f} s end to end "
-        f"({rate:,.0f} records/s; fetch and publish took {report.fetch_seconds:.1f} s)"
-    )
-    for slice_id, error in report.failed_slices.items():
-        console.print(f"[red]failed slice {slice_id}: {error}[/red]")
-    if not report.complete:
-        console.print("[red]not every consumer reported the job finalised[/red]")
+    return landed
 
 
 def _describe(landed: dict[str, Any]) -> str:

@@ -1,11 +1,24 @@
-"""The adaptive rate limiter: pure logic with the real clock, bounded to a fraction of a second."""
+"""The rate limit's arithmetic, latency signal, header parsing and in-process limiter."""
 
 from __future__ import annotations
 
 import time
 
-from extractor.fetch import retry_after_seconds
-from extractor.ratelimit import AdaptiveRateLimiter
+import pytest
+
+from extractor.fetch import (
+    RetryableSourceError,
+    SourceError,
+    quota,
+    retry_after_seconds,
+    status_error,
+)
+from extractor.ratelimit import (
+    THROTTLED_FACTOR,
+    AdaptiveRateLimiter,
+    LatencyTracker,
+    RatePolicy,
+)
 
 
 async def test_spaces_requests_at_the_rate() -> None:
@@ -24,14 +37,67 @@ def test_increases_while_healthy_never_above_maximum() -> None:
     assert limiter.rate == 12
 
 
-def test_halves_and_pauses_when_throttled() -> None:
+def test_hold_blocks_the_increase() -> None:
+    limiter = AdaptiveRateLimiter(initial=10, maximum=100, increase_every=1)
+    for _ in range(10):
+        limiter.on_success(hold=True)
+    assert limiter.rate == 10
+
+
+async def test_halves_and_pauses_when_throttled() -> None:
     limiter = AdaptiveRateLimiter(initial=40, maximum=100)
-    limiter.on_throttled(retry_after=2)
+    await limiter.on_throttled(2.0, THROTTLED_FACTOR)
     assert limiter.rate == 20
     assert limiter._paused_until - time.monotonic() > 1.5
+
+
+def test_policy_steps() -> None:
+    policy = RatePolicy(initial=10, maximum=1000)
+    assert policy.increased(10, 0) == 10
+    assert policy.increased(10, 1) == pytest.approx(12.0)
+    assert policy.increased(10, 2) == pytest.approx(14.2)
+    assert policy.increased(900, 5) == 1000
+    assert policy.decreased(10, 0.5) == 5
+    assert policy.decreased(1.5, 0.5) == 1.0  # never below the minimum
+    assert RatePolicy(initial=500, maximum=100).start == 100
+    assert policy.burst(0.5) == 1.0 and policy.burst(40) == 40
+
+
+def test_latency_tracker_signals_once_per_slow_spell() -> None:
+    tracker = LatencyTracker(quiet=5)
+    assert not any(tracker.observe(0.02) for _ in range(20))
+    signals = [tracker.observe(0.5) for _ in range(10)]
+    assert tracker.rising
+    assert 1 <= sum(signals) <= 2
+    for _ in range(40):
+        tracker.observe(0.02)
+    assert not tracker.rising
 
 
 def test_retry_after_forms() -> None:
     assert retry_after_seconds("3") == 3
     assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+
+
+def test_ratelimit_headers() -> None:
+    assert quota({"RateLimit-Limit": "20", "RateLimit-Remaining": "0", "RateLimit-Reset": "1"}) == (
+        20,
+        0,
+        1.0,
+    )
+    assert quota({}) == (None, None, None)
+    *_, reset = quota({"RateLimit-Reset": str(int(time.time()) + 30)})
+    assert reset is not None and 28 <= reset <= 30  # a unix time, not seconds
+
+
+def test_status_errors_say_retry_or_stop() -> None:
+    throttled = status_error(429, "u")
+    assert isinstance(throttled, RetryableSourceError) and not throttled.source_down
+    unavailable = status_error(503, "u")
+    assert isinstance(unavailable, RetryableSourceError) and unavailable.kind == "http_503"
+    assert isinstance(status_error(502, "u"), RetryableSourceError)
+    assert status_error(502, "u").kind == "http_5xx"  # type: ignore[attr-defined]
+    missing = status_error(404, "u")
+    assert isinstance(missing, SourceError) and missing.kind == "http_404"

@@ -1,0 +1,150 @@
+"""One adaptive rate limit per job, shared by every worker in every process.
+
+The token bucket is a row of the ledger (``rate_limits``): rate, tokens, when it was last
+refilled, a pause (Retry-After, RateLimit-Reset) and an epoch. A process leases a few
+tokens at a time with one ``UPDATE .. RETURNING`` (refill, grant, and the additive increase
+earned by the healthy responses it reports), so one round trip buys up to 50 ms of
+requests. A decrease names the epoch it saw: when several workers are throttled by the
+same burst, only the first halves the rate. Waiting is for the time the row says (the pause,
+or until the next token), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from extractor import metrics
+from extractor.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+LEASE = """
+WITH cur AS (
+    SELECT job_id, clock_timestamp() AS now,
+        least(greatest(1.0, rate * burst_seconds),
+              tokens + greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)) * rate)
+            AS available,
+        paused_until > clock_timestamp() AS paused,
+        (healthy + %(ok)s) / increase_every AS steps
+    FROM {s}.rate_limits WHERE job_id = %(j)s FOR UPDATE
+), g AS (
+    SELECT *, CASE WHEN paused THEN 0 ELSE least(%(want)s, floor(available))::int END AS granted
+    FROM cur
+)
+UPDATE {s}.rate_limits r SET
+    tokens = g.available - g.granted,
+    refilled_at = greatest(r.refilled_at, g.now),
+    rate = CASE WHEN %(hold)s OR g.steps = 0 THEN r.rate ELSE least(r.maximum,
+        r.rate * power(r.increase_factor, g.steps)
+        + r.increase_step * (power(r.increase_factor, g.steps) - 1) / (r.increase_factor - 1))
+    END,
+    healthy = CASE WHEN %(hold)s THEN 0 ELSE (r.healthy + %(ok)s) %% r.increase_every END
+FROM g WHERE r.job_id = g.job_id
+RETURNING g.granted, r.tokens, r.rate, r.epoch,
+    extract(epoch FROM greatest(r.paused_until, g.now) - g.now)::float8 AS pause
+"""
+
+THROTTLE = """
+UPDATE {s}.rate_limits SET
+    rate = CASE WHEN epoch = %(seen)s THEN greatest(minimum, rate * %(factor)s) ELSE rate END,
+    epoch = CASE WHEN epoch = %(seen)s THEN epoch + 1 ELSE epoch END,
+    healthy = 0,
+    throttled = throttled + 1,
+    paused_until = CASE WHEN %(pause)s > 0 THEN greatest(paused_until,
+        clock_timestamp() + make_interval(secs => %(pause)s)) ELSE paused_until END,
+    tokens = CASE WHEN %(pause)s > 0 THEN 0 ELSE tokens END,
+    refilled_at = CASE WHEN %(pause)s > 0 THEN greatest(refilled_at,
+        clock_timestamp() + make_interval(secs => %(pause)s)) ELSE refilled_at END
+WHERE job_id = %(j)s
+RETURNING rate, epoch
+"""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one lease returned."""
+
+    granted: int
+    tokens: float
+    rate: float
+    epoch: int
+    pause: float
+
+    @property
+    def wait(self) -> float:
+        """Seconds until asking again can succeed."""
+        if self.pause > 0:
+            return self.pause
+        return max(0.001, (1.0 - self.tokens) / self.rate)
+
+
+class SharedRateLimiter:
+    """This process's view of a job's shared limit: leased tokens and pending feedback."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        job_id: str,
+        *,
+        dataset: str = "",
+        chunk_seconds: float = 0.05,
+        max_chunk: int = 20,
+    ) -> None:
+        self.ledger = ledger
+        self.dataset = dataset
+        self.job_id = job_id
+        self.chunk_seconds = chunk_seconds
+        self.max_chunk = max_chunk
+        self.rate = 1.0
+        self.epoch = 0
+        self._tokens = 0
+        self._successes = 0
+        self._hold = False
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while self._tokens < 1:
+                grant = await self.lease()
+                self._tokens += grant.granted
+                if grant.granted == 0:
+                    await asyncio.sleep(grant.wait)
+            self._tokens -= 1
+
+    async def lease(self) -> Grant:
+        """One round trip: report feedback, refill, take up to a chunk of tokens."""
+        want = max(1, min(self.max_chunk, int(self.rate * self.chunk_seconds)))
+        successes, hold = self._successes, self._hold
+        self._successes, self._hold = 0, False
+        row = await self.ledger.row(
+            LEASE, {"j": self.job_id, "want": want, "ok": successes, "hold": hold}
+        )
+        if row is None:
+            raise LookupError(f"job {self.job_id} has no rate limit row")
+        grant = Grant(**row)
+        self.rate, self.epoch = grant.rate, grant.epoch
+        metrics.RATE_LIMIT.labels(self.dataset).set(self.rate)
+        return grant
+
+    def on_success(self, *, hold: bool = False) -> None:
+        self._successes += 1
+        self._hold = self._hold or hold
+
+    async def on_throttled(self, pause: float | None, factor: float) -> None:
+        if pause:
+            self._tokens = 0  # tokens leased before the pause would burst right after it
+        row = await self.ledger.row(
+            THROTTLE,
+            {"j": self.job_id, "seen": self.epoch, "factor": factor, "pause": pause or 0.0},
+        )
+        if row is not None:
+            if row["epoch"] != self.epoch:
+                log.info(
+                    "rate limit lowered job=%s rate=%.1f/s pause=%.1fs",
+                    self.job_id,
+                    row["rate"],
+                    pause or 0.0,
+                )
+            self.rate, self.epoch = row["rate"], row["epoch"]

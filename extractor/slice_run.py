@@ -1,0 +1,292 @@
+"""Running one claimed slice: fetch pages in order, publish them, checkpoint after confirms.
+
+Pages of a slice are fetched one after another (each page's cursor comes from the one
+before), but fetching does not wait for the broker: page N is published and its confirm
+awaited by the checkpointer while page N+1 is fetched. The checkpointer takes pages in
+order and writes each one's cursor (the position of the NEXT page) only after the broker
+confirmed it, so a resume never skips a page and fetches at most the in-flight pages again.
+A process-wide semaphore bounds pages fetched but not yet confirmed: when the broker slows
+(flow control), fetching slows with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika.exceptions
+from aio_pika.abc import AbstractExchange
+
+from common.amqp import publish_confirmed
+from common.envelope import PageBatch, encode
+from common.records import get_path
+from common.spec import DatasetSpec
+from common.topology import Topology
+from extractor import metrics
+from extractor.fetch import JsonFetcher, RetryableSourceError, SourceError
+from extractor.leases import ClaimedSlice, Progress, SliceLeases
+from extractor.paginators import Page, paginator_for
+
+log = logging.getLogger(__name__)
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
+
+
+class PageSlots:
+    """EXTRACTOR_MAX_IN_FLIGHT: pages this process fetched that the broker has not confirmed."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = asyncio.Semaphore(limit)
+        self.used = 0
+
+    async def acquire(self) -> None:
+        await self._free.acquire()
+        self.used += 1
+        metrics.IN_FLIGHT.set(self.used)
+
+    def release(self) -> None:
+        self._free.release()
+        self.used -= 1
+        metrics.IN_FLIGHT.set(self.used)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a worker needs to run any slice of one job."""
+
+    job_id: str
+    spec: DatasetSpec
+    fetcher: JsonFetcher
+    exchange: AbstractExchange
+
+
+@dataclass(frozen=True)
+class SliceOutcome:
+    """How a run ended: done, failed, cancelled (terminal); released or lost (not)."""
+
+    status: str
+    error: tuple[str, str] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("done", "failed", "cancelled")
+
+
+@dataclass
+class _InFlight:
+    """A fetched page on its way: its publish (None for an empty page) and its checkpoint."""
+
+    publish: asyncio.Future[None] | None
+    records: int
+    next_position: Any
+    last: bool
+
+
+class SliceRun:
+    def __init__(
+        self,
+        job: JobContext,
+        claimed: ClaimedSlice,
+        leases: SliceLeases,
+        in_flight: PageSlots,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.job = job
+        self.claimed = claimed
+        self.leases = leases
+        self.in_flight = in_flight
+        self.stopping = stopping
+        self.entity = job.spec.entities[claimed.entity]
+        assert self.entity.paginator is not None
+        self.paginator = paginator_for(self.entity.paginator)
+        self.errors: Counter[str] = Counter(claimed.errors)
+        self.pages, self.records = claimed.pages, claimed.records
+        self.next_page = claimed.next_page
+        self._fetch_page = claimed.next_page
+        self._stop: SliceOutcome | None = None
+        self._broken = False  # a publish failed or the lease was lost: checkpoint no more
+        self._done = False
+
+    async def run(self) -> SliceOutcome:
+        """Run until the slice is done, fails, is cancelled, or the worker stops."""
+        queue: asyncio.Queue[_InFlight | None] = asyncio.Queue()
+        checkpointer = asyncio.create_task(self._checkpoint_in_order(queue))
+        try:
+            await self._fetch_pages(queue)
+            queue.put_nowait(None)
+            await checkpointer
+        except BaseException:
+            checkpointer.cancel()
+            _release_all(queue, self.in_flight)
+            raise
+        return await self._conclude()
+
+    def _halt(self, outcome: SliceOutcome) -> None:
+        if self._stop is None:
+            self._stop = outcome
+
+    def _should_stop(self) -> bool:
+        if self.stopping.is_set():
+            self._halt(SliceOutcome("released"))
+        return self._stop is not None
+
+    async def _fetch_pages(self, queue: asyncio.Queue[_InFlight | None]) -> None:
+        cursor = self.claimed.cursor
+        position = (
+            cursor["position"] if cursor else self.paginator.first_position(self.claimed.window)
+        )
+        while not self._should_stop():
+            await self.in_flight.acquire()
+            try:
+                page = await self._fetch_or_stop(position)
+            except BaseException:
+                self.in_flight.release()
+                raise
+            if page is None:
+                self.in_flight.release()
+                return
+            queue.put_nowait(self._send(page))
+            if page.next_position is None:
+                return
+            position = page.next_position
+
+    async def _fetch_or_stop(self, position: Any) -> Page | None:
+        """The page, or None when the slice stops: its fetch failed, or the worker stops.
+
+        A fetch has no side effects, so a stopping worker abandons it (a retry backoff or an
+        open breaker can last a while) and the slice resumes from the same cursor.
+        """
+        fetch = asyncio.ensure_future(self._fetch(position))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait((fetch, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            abandoned = not fetch.done()
+            if abandoned:
+                fetch.cancel()
+                await asyncio.wait((fetch,))
+        if abandoned:
+            self._halt(SliceOutcome("released"))
+            return None
+        try:
+            return fetch.result()
+        except (SourceError, RetryableSourceError) as exc:
+            self._halt(SliceOutcome("failed", (exc.kind, str(exc))))
+        except ValueError as exc:
+            self.errors["bad_page"] += 1
+            self._halt(SliceOutcome("failed", ("bad_page", str(exc))))
+        return None
+
+    async def _fetch(self, position: Any) -> Page:
+        params = {**self.entity.params, **self.paginator.params(position)}
+        body = await self.job.fetcher.get(self.entity.path, params, self.errors)
+        items = get_path(body, self.entity.records_path) if self.entity.records_path else body
+        if not isinstance(items, list):
+            raise ValueError(f"page at {position!r} holds no list of records")
+        return self.paginator.parse(items, position, self.claimed.window)
+
+    def _send(self, page: Page) -> _InFlight:
+        publish = None
+        if page.records:
+            batch = PageBatch(
+                self.job.job_id,
+                self.job.spec.name,
+                self.claimed.entity,
+                self.claimed.slice_id,
+                self._fetch_page,
+                page.records,
+            )
+            self._fetch_page += 1
+            publish = asyncio.ensure_future(
+                publish_confirmed(
+                    self.job.exchange,
+                    Topology.routing_key(self.job.spec.name, self.claimed.entity),
+                    encode(batch),
+                    message_id=batch.message_id,
+                )
+            )
+        return _InFlight(publish, len(page.records), page.next_position, page.next_position is None)
+
+    async def _checkpoint_in_order(self, queue: asyncio.Queue[_InFlight | None]) -> None:
+        while (item := await queue.get()) is not None:
+            try:
+                if self._broken:
+                    _discard(item)
+                    continue
+                await self._confirm_and_checkpoint(item)
+            except BROKER_ERRORS as exc:
+                log.warning("publish failed job=%s slice=%s error=%s", *self._ids(), exc)
+                self._broken = True
+                self._halt(SliceOutcome("released", ("publish", str(exc))))
+            except Exception as exc:  # the checkpointer must outlive a bug, or fetching stalls
+                log.exception("checkpoint failed job=%s slice=%s", *self._ids())
+                self._broken = True
+                self._halt(SliceOutcome("failed", ("internal", f"{type(exc).__name__}: {exc}")))
+            finally:
+                self.in_flight.release()
+
+    async def _confirm_and_checkpoint(self, item: _InFlight) -> None:
+        if item.publish is not None:
+            await item.publish
+            self.next_page += 1
+            self.pages += 1
+            self.records += item.records
+            labels = (self.job.spec.name, self.claimed.entity)
+            metrics.PAGES.labels(*labels).inc()
+            metrics.RECORDS.labels(*labels).inc(item.records)
+        progress = Progress(
+            cursor={"position": item.next_position},
+            next_page=self.next_page,
+            pages=self.pages,
+            records=self.records,
+            errors=dict(self.errors),
+            done=item.last,
+        )
+        job_status = await self.leases.checkpoint(*self._ids(), progress)
+        if job_status is None:
+            log.warning("lease lost job=%s slice=%s", *self._ids())
+            self._broken = True
+            self._halt(SliceOutcome("lost"))
+        elif item.last:
+            self._done = True
+        elif job_status == "cancelling":
+            self._halt(SliceOutcome("cancelled"))
+
+    async def _conclude(self) -> SliceOutcome:
+        if self._done:
+            return SliceOutcome("done")
+        outcome = self._stop or SliceOutcome("released")
+        if outcome.status == "lost":
+            return outcome
+        status = "pending" if outcome.status == "released" else outcome.status
+        held = await self.leases.finish(*self._ids(), status, dict(self.errors), outcome.error)
+        return outcome if held else SliceOutcome("lost")
+
+    def _ids(self) -> tuple[str, str]:
+        return self.claimed.job_id, self.claimed.slice_id
+
+
+def _discard(item: _InFlight) -> None:
+    """Forget a page that will not be checkpointed (its outcome no longer matters)."""
+    if item.publish is None:
+        return
+    if not item.publish.done():
+        item.publish.cancel()
+    elif not item.publish.cancelled():
+        item.publish.exception()  # retrieved, so asyncio does not warn about it
+
+
+def _release_all(queue: asyncio.Queue[_InFlight | None], in_flight: PageSlots) -> None:
+    """On cancellation: drop what was fetched but not checkpointed, and free its slots."""
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item is not None:
+            _discard(item)
+            in_flight.release()

@@ -1,0 +1,169 @@
+"""What the ledger says about a job right now: for progress, ``status`` and ``report``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from extractor.ledger import JobRecord, Ledger
+from extractor.ledger_schema import TERMINAL
+
+STATUSES = ("pending", "running", "done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class EntityTotals:
+    pages: int = 0
+    records: int = 0
+    slices: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailedSlice:
+    slice_id: str
+    error_kind: str | None
+    last_error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    job: JobRecord
+    now: dt.datetime
+    entities: dict[str, EntityTotals]
+    errors: dict[str, int] = field(default_factory=dict)
+    failed: list[FailedSlice] = field(default_factory=list)
+    workers: int = 0
+    rate: float | None = None
+    throttled: int = 0
+
+    @property
+    def slices(self) -> dict[str, int]:
+        totals = dict.fromkeys(STATUSES, 0)
+        for entity in self.entities.values():
+            for status, count in entity.slices.items():
+                totals[status] = totals.get(status, 0) + count
+        return totals
+
+    @property
+    def records(self) -> int:
+        return sum(e.records for e in self.entities.values())
+
+    @property
+    def pages(self) -> int:
+        return sum(e.pages for e in self.entities.values())
+
+    @property
+    def slices_total(self) -> int:
+        return sum(self.slices.values())
+
+    @property
+    def slices_ended(self) -> int:
+        return sum(count for status, count in self.slices.items() if status in TERMINAL)
+
+    @property
+    def estimated_records(self) -> int | None:
+        value = (self.job.estimate or {}).get("records")
+        return value if isinstance(value, int) else None
+
+    @property
+    def seconds(self) -> float:
+        """From creation to the end (or now, while it runs)."""
+        end = self.job.finished_at or self.now
+        return max(1e-9, (end - self.job.created_at).total_seconds())
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        job = self.job
+        return {
+            "job_id": job.job_id,
+            "dataset": job.dataset,
+            "spec": job.spec,
+            "status": job.status,
+            "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "end_published": job.end_published_at is not None,
+            "duration_seconds": round(self.seconds, 3),
+            "slices": self.slices,
+            "pages": self.pages,
+            "records": self.records,
+            "records_per_second": round(self.records_per_second, 1),
+            "pages_per_second": round(self.pages / self.seconds, 2),
+            "estimate": job.estimate,
+            "entities": {
+                name: {"pages": e.pages, "records": e.records, "slices": e.slices}
+                for name, e in self.entities.items()
+            },
+            "errors": self.errors,
+            "failed_slices": [vars(f) for f in self.failed],
+            "workers": self.workers,
+            "rate_limit": {"rate": self.rate, "throttled": self.throttled},
+        }
+
+
+async def read_snapshot(ledger: Ledger, job_id: str, *, details: bool = True) -> JobSnapshot:
+    """Counts by entity and status; with ``details`` also errors, failures, workers, rate."""
+    job = await ledger.require_job(job_id)
+    rows = await ledger.rows(
+        "SELECT entity, status, count(*) AS slices, sum(pages)::bigint AS pages,"
+        " sum(records)::bigint AS records, clock_timestamp() AS now"
+        " FROM {s}.slices WHERE job_id = %s GROUP BY entity, status ORDER BY entity",
+        (job_id,),
+    )
+    now = rows[0]["now"] if rows else dt.datetime.now(dt.UTC)
+    snapshot = JobSnapshot(job=job, now=now, entities=_entities(rows))
+    if not details:
+        return snapshot
+    return JobSnapshot(
+        job=job,
+        now=now,
+        entities=snapshot.entities,
+        errors=await _errors(ledger, job_id),
+        failed=await _failed(ledger, job_id),
+        **await _activity(ledger, job_id),
+    )
+
+
+def _entities(rows: list[dict[str, Any]]) -> dict[str, EntityTotals]:
+    entities: dict[str, EntityTotals] = {}
+    for row in rows:
+        before = entities.get(row["entity"], EntityTotals())
+        entities[row["entity"]] = EntityTotals(
+            pages=before.pages + row["pages"],
+            records=before.records + row["records"],
+            slices={**before.slices, row["status"]: row["slices"]},
+        )
+    return entities
+
+
+async def _errors(ledger: Ledger, job_id: str) -> dict[str, int]:
+    rows = await ledger.rows(
+        "SELECT e.key AS kind, sum(e.value::bigint)::bigint AS count"
+        " FROM {s}.slices, jsonb_each_text(errors) AS e WHERE job_id = %s"
+        " GROUP BY e.key ORDER BY count DESC",
+        (job_id,),
+    )
+    return {row["kind"]: row["count"] for row in rows}
+
+
+async def _failed(ledger: Ledger, job_id: str, limit: int = 100) -> list[FailedSlice]:
+    rows = await ledger.rows(
+        "SELECT slice_id, error_kind, last_error, attempts FROM {s}.slices"
+        " WHERE job_id = %s AND status = 'failed' ORDER BY seq LIMIT %s",
+        (job_id, limit),
+    )
+    return [FailedSlice(**row) for row in rows]
+
+
+async def _activity(ledger: Ledger, job_id: str) -> dict[str, Any]:
+    row = await ledger.row(
+        "SELECT (SELECT count(DISTINCT worker) FROM {s}.slices WHERE job_id = %(j)s"
+        "  AND status = 'running' AND lease_expires > clock_timestamp()) AS workers,"
+        " r.rate, r.throttled FROM {s}.rate_limits r WHERE r.job_id = %(j)s",
+        {"j": job_id},
+    )
+    return row or {}

@@ -1,0 +1,147 @@
+"""What the CLI prints for ``plan``, ``status`` and ``report``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from common.spec import DatasetSpec
+from extractor.estimate import JobEstimate
+from extractor.planner import Slice
+from extractor.ratelimit import RatePolicy
+from extractor.snapshot import JobSnapshot
+
+PLAN_ROWS = 40
+
+
+def iso(ts: int | None) -> str:
+    return "-" if ts is None else f"{dt.datetime.fromtimestamp(ts, dt.UTC):%Y-%m-%d %H:%M}"
+
+
+def print_plan(
+    console: Console,
+    spec: DatasetSpec,
+    slices: list[Slice],
+    sized: JobEstimate | None,
+    policy: RatePolicy,
+) -> None:
+    table = Table(title=f"{spec.name}: {len(slices)} slices (dry run, nothing published)")
+    for column in ("slice", "from", "to", "records", "pages"):
+        table.add_column(column, justify="right" if column in ("records", "pages") else "left")
+    per_slice = sized.per_slice if sized else {}
+    for item in slices[:PLAN_ROWS]:
+        count = per_slice.get(item.slice_id)
+        size = spec.entities[item.entity].paginator
+        pages = "-" if count is None or size is None else f"{-(-count // size.page_size):,}"
+        records = "-" if count is None else f"{count:,}"
+        table.add_row(item.slice_id, iso(item.window.start), iso(item.window.end), records, pages)
+    if len(slices) > PLAN_ROWS:
+        table.add_row(f"... {len(slices) - PLAN_ROWS} more", "", "", "", "")
+    console.print(table)
+    console.print(describe_estimate(sized, policy))
+
+
+def describe_estimate(sized: JobEstimate | None, policy: RatePolicy) -> str:
+    if sized is None or sized.records is None or sized.requests is None:
+        method = sized.method if sized else "not asked"
+        return f"estimate ({method}): unknown"
+    return (
+        f"estimate ({sized.method}): {sized.records:,} records, {sized.pages:,} pages, "
+        f"{sized.requests:,} requests\n"
+        f"duration under the rate budget: {_seconds(sized.seconds_at_maximum)} at the maximum "
+        f"{policy.maximum:,.0f} req/s; {_seconds(sized.seconds_at_initial)} at the initial "
+        f"{policy.start:,.0f} req/s"
+    )
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    if value < 120:
+        return f"{value:.1f} s"
+    return str(dt.timedelta(seconds=round(value)))
+
+
+def print_status(console: Console, snapshot: JobSnapshot) -> None:
+    job = snapshot.job
+    console.print(
+        f"job {job.job_id}: [bold]{job.status}[/bold] (dataset {job.dataset}, "
+        f"created {job.created_at:%Y-%m-%d %H:%M:%S %Z}, {_seconds(snapshot.seconds)})"
+    )
+    counts = ", ".join(f"{status} {n}" for status, n in snapshot.slices.items())
+    console.print(f"slices: {snapshot.slices_total} ({counts})")
+    console.print(_progress_line(snapshot))
+    rate = f"{snapshot.rate:,.1f} req/s" if snapshot.rate is not None else "-"
+    console.print(
+        f"workers holding slices: {snapshot.workers}; shared rate limit {rate} "
+        f"(lowered {snapshot.throttled} times)"
+    )
+    if snapshot.errors:
+        console.print("failed requests: " + _errors(snapshot.errors))
+
+
+def _progress_line(snapshot: JobSnapshot) -> str:
+    estimate = snapshot.estimated_records
+    line = f"records {snapshot.records:,}"
+    if estimate:
+        share = snapshot.records / estimate if estimate else 0.0
+        line += f" of ~{estimate:,} ({share:.0%})"
+        if snapshot.job.status == "running" and snapshot.records_per_second > 0:
+            left = max(0, estimate - snapshot.records) / snapshot.records_per_second
+            line += f", ETA {_seconds(left)}"
+    return line + f"; pages {snapshot.pages:,}; {snapshot.records_per_second:,.0f} records/s"
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {count:,}" for kind, count in errors.items())
+
+
+def print_ledger_report(console: Console, snapshot: JobSnapshot) -> None:
+    data = snapshot.as_dict()
+    table = Table(title=f"job {data['job_id']}: {data['status']}")
+    statuses = ("done", "failed", "cancelled", "running", "pending")
+    for column in ("entity", *statuses, "pages", "records"):
+        table.add_column(column, justify="left" if column == "entity" else "right")
+    for name, entity in data["entities"].items():
+        table.add_row(
+            name,
+            *(str(entity["slices"].get(status, 0)) for status in statuses),
+            f"{entity['pages']:,}",
+            f"{entity['records']:,}",
+        )
+    console.print(table)
+    console.print(
+        f"{data['records']:,} records, {data['pages']:,} pages in "
+        f"{_seconds(data['duration_seconds'])} ({data['records_per_second']:,.0f} records/s, "
+        f"{data['pages_per_second']:,.1f} pages/s)"
+    )
+    if data["errors"]:
+        console.print(_kinds_table(data["errors"]))
+    if data["failed_slices"]:
+        console.print(_failed_table(data["failed_slices"]))
+
+
+def _kinds_table(errors: dict[str, int]) -> Table:
+    table = Table(title="failed requests by kind (retried or not)")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for kind, count in errors.items():
+        table.add_row(kind, f"{count:,}")
+    return table
+
+
+def _failed_table(failed: list[dict[str, Any]]) -> Table:
+    table = Table(title="failed slices")
+    for column in ("slice", "attempts", "kind", "last error"):
+        table.add_column(column)
+    for item in failed:
+        table.add_row(
+            item["slice_id"],
+            str(item["attempts"]),
+            item["error_kind"] or "-",
+            (item["last_error"] or "")[:120],
+        )
+    return table

@@ -1,0 +1,272 @@
+"""Extractor workers: take slice tasks from the work queue and run them.
+
+A process runs up to EXTRACTOR_CONCURRENCY slices at once (the queue's prefetch), of any
+job. A task is acked only when its slice is terminal in the ledger; a worker that stops
+gracefully checkpoints its in-flight pages, hands its slices back (pending) and requeues
+their tasks; a worker that dies leaves its tasks unacked, so RabbitMQ redelivers them and
+another worker continues each slice from its checkpoint once the dead worker's lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+from enum import Enum
+
+import aiohttp
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+
+from common.errors import BadMessageError
+from common.settings import ExtractorSettings
+from common.spec import DatasetSpec
+from common.topology import Topology
+from extractor import metrics
+from extractor.breaker import CircuitBreaker
+from extractor.fetch import JsonFetcher
+from extractor.finish import finish_job
+from extractor.leases import ClaimedSlice, SliceLeases
+from extractor.ledger import Ledger
+from extractor.ledger_schema import TERMINAL
+from extractor.shared_limit import SharedRateLimiter
+from extractor.slice_run import BROKER_ERRORS, JobContext, PageSlots, SliceRun
+from extractor.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
+
+log = logging.getLogger(__name__)
+CLAIM_ROUNDS = 10  # claim, look, maybe wait out a lease; more means a race that keeps losing
+
+
+class Settle(Enum):
+    ACK = "ack"
+    REQUEUE = "requeue"
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+class WorkerPool:
+    """The slice workers of one process."""
+
+    def __init__(
+        self,
+        settings: ExtractorSettings,
+        ledger: Ledger,
+        connection: AbstractRobustConnection,
+        channel: AbstractRobustChannel,
+        session: aiohttp.ClientSession,
+        *,
+        dataset: str,
+        on_slice_end: asyncio.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue_name = work_queue_name(settings.extractor_work_queue, dataset)
+        self.ledger = ledger
+        self.connection = connection
+        self.channel = channel
+        self.session = session
+        self.on_slice_end = on_slice_end
+        self.worker_id = new_worker_id()
+        self.leases = SliceLeases(ledger, self.worker_id, settings.extractor_lease_seconds)
+        self.in_flight = PageSlots(settings.extractor_max_in_flight)
+        self.stopping = asyncio.Event()
+        self.topology = Topology(settings.amqp.amqp_exchange)
+        self._jobs: dict[str, JobContext] = {}
+        self._running: dict[tuple[str, str], asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume slice tasks until ``stop``; then let running slices wind down."""
+        tasks_channel = await self.connection.channel()
+        await tasks_channel.set_qos(prefetch_count=self.settings.extractor_concurrency)
+        queue = await declare_work_queue(tasks_channel, self.queue_name)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        tag = await queue.consume(self._on_task)
+        log.info(
+            "worker started worker=%s queue=%s concurrency=%d",
+            self.worker_id,
+            self.queue_name,
+            self.settings.extractor_concurrency,
+        )
+        try:
+            await stop.wait()
+        finally:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await queue.cancel(tag)
+            self.stopping.set()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            heartbeat.cancel()
+            with contextlib.suppress(*BROKER_ERRORS):
+                await tasks_channel.close()
+            log.info("worker stopped worker=%s", self.worker_id)
+
+    async def _on_task(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            task = decode_task(message.body)
+        except BadMessageError as exc:
+            log.error("dropping bad task message_id=%s reason=%s", message.message_id, exc)
+            await _settle(message, Settle.ACK)
+            return
+        try:
+            settle = await self._run_task(task)
+        except Exception as exc:  # the worker's top loop: fail the slice, keep working
+            log.exception("slice crashed job=%s slice=%s", task.job_id, task.slice_id)
+            settle = await self._fail_crashed(task, exc)
+        await _settle(message, settle)
+        if self.on_slice_end is not None:
+            self.on_slice_end.set()
+
+    async def _run_task(self, task: SliceTask) -> Settle:
+        key = (task.job_id, task.slice_id)
+        while (running := self._running.get(key)) is not None:
+            await running.wait()  # a duplicate of a slice running here: settle it after
+        self._running[key] = asyncio.Event()
+        try:
+            return await self._run_slice(task)
+        finally:
+            self._running.pop(key).set()
+
+    async def _run_slice(self, task: SliceTask) -> Settle:
+        job = await self._job(task.job_id)
+        if job is None:
+            log.warning("task for unknown job job=%s slice=%s", *_ids(task))
+            return Settle.ACK
+        claimed = await self._claim(job, task)
+        if not isinstance(claimed, ClaimedSlice):
+            return claimed
+        log.info(
+            "slice started job=%s slice=%s attempt=%d page=%d",
+            *_ids(task),
+            claimed.attempts,
+            claimed.next_page,
+        )
+        run = SliceRun(job, claimed, self.leases, self.in_flight, self.stopping)
+        outcome = await run.run()
+        log.info(
+            "slice ended job=%s slice=%s status=%s pages=%d records=%d error=%s",
+            *_ids(task),
+            outcome.status,
+            run.pages,
+            run.records,
+            outcome.error[1][:200] if outcome.error else "",
+        )
+        metrics.SLICES.labels(job.spec.name, outcome.status).inc()
+        if outcome.terminal:
+            await finish_job(self.ledger, job.exchange, task.job_id)
+        return Settle.REQUEUE if outcome.status == "released" else Settle.ACK
+
+    async def _claim(self, job: JobContext, task: SliceTask) -> ClaimedSlice | Settle:
+        """The slice, or how to settle a task that is not (or no longer) runnable here."""
+        seen_expiry: dt.datetime | None = None
+        for _ in range(CLAIM_ROUNDS):
+            if self.stopping.is_set():
+                return Settle.REQUEUE
+            claimed = await self.leases.claim(*_ids(task))
+            if claimed is not None:
+                return claimed
+            state = await self.leases.state(*_ids(task))
+            if state is None or state.status in TERMINAL or state.job_status in TERMINAL:
+                await finish_job(self.ledger, job.exchange, task.job_id)
+                return Settle.ACK
+            expires = state.lease_expires
+            if expires is None or expires <= state.now:  # nobody holds it
+                if state.job_status == "cancelling":
+                    await self.leases.cancel_unclaimed(*_ids(task))
+                    await finish_job(self.ledger, job.exchange, task.job_id)
+                    return Settle.ACK
+                continue
+            if seen_expiry is not None and expires != seen_expiry:
+                return Settle.ACK  # the holder renewed its lease: it is alive and has a task
+            seen_expiry = expires
+            await self._wait_stopping((expires - state.now).total_seconds() + 0.05)
+        log.warning("could not claim job=%s slice=%s; requeued", *_ids(task))
+        return Settle.REQUEUE
+
+    async def _wait_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), max(0.0, seconds))
+
+    async def _job(self, job_id: str) -> JobContext | None:
+        """The job's context; read again for every task, so a resume may move its source."""
+        record = await self.ledger.job(job_id)
+        if record is None:
+            return None
+        base_url = str(record.options.get("base_url", ""))
+        cached = self._jobs.get(job_id)
+        if cached is None or cached.fetcher.base_url != base_url.rstrip("/"):
+            spec = DatasetSpec.model_validate(record.spec_body)
+            exchange = await self.topology.declare_exchanges(self.channel)
+            await self.topology.declare_dataset(self.channel, self.settings.amqp.consumers, spec)
+            self._forget_idle_jobs()
+            self._jobs[job_id] = JobContext(
+                job_id, spec, self._fetcher(job_id, base_url, spec), exchange
+            )
+        return self._jobs[job_id]
+
+    def _forget_idle_jobs(self) -> None:
+        """Keep the job cache small in a long-lived worker: drop jobs with no running slice."""
+        busy = {job_id for job_id, _ in self._running}
+        for job_id in [j for j in self._jobs if j not in busy][: max(0, len(self._jobs) - 15)]:
+            del self._jobs[job_id]
+
+    def _fetcher(self, job_id: str, base_url: str, spec: DatasetSpec) -> JsonFetcher:
+        return JsonFetcher(
+            self.session,
+            base_url,
+            SharedRateLimiter(self.ledger, job_id, dataset=spec.name),
+            max_retries=self.settings.extractor_max_retries,
+            breaker=CircuitBreaker(
+                self.settings.extractor_breaker_failures,
+                self.settings.extractor_breaker_cooldown,
+                name=base_url,
+            ),
+            headers=getattr(spec.source, "headers", None),
+            dataset=spec.name,
+        )
+
+    async def _fail_crashed(self, task: SliceTask, exc: Exception) -> Settle:
+        """A slice that crashed the worker is failed (terminal) so it cannot crash-loop."""
+        error = ("internal", f"{type(exc).__name__}: {exc}")
+        try:
+            await self.leases.fail_crashed(task.job_id, task.slice_id, error)
+        except Exception as again:  # noqa: BLE001 - the ledger too: requeue, another may manage
+            log.error("could not fail slice job=%s slice=%s error=%s", *_ids(task), again)
+            return Settle.REQUEUE
+        return Settle.ACK
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.extractor_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.leases.heartbeat()
+            except Exception as exc:  # noqa: BLE001 - keep beating; checkpoints also renew
+                log.warning("heartbeat failed worker=%s error=%s", self.worker_id, exc)
+
+
+def _ids(task: SliceTask) -> tuple[str, str]:
+    return task.job_id, task.slice_id
+
+
+async def _settle(message: AbstractIncomingMessage, settle: Settle) -> None:
+    """Ack or requeue; if the channel is gone the broker requeues the task by itself."""
+    try:
+        if settle is Settle.ACK:
+            await message.ack()
+        else:
+            await message.nack(requeue=True)
+    except BROKER_ERRORS as exc:
+        log.warning("could not settle task message_id=%s error=%s", message.message_id, exc)
