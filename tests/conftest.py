@@ -95,10 +95,14 @@ async def amqp(namespace: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 async def delete_namespace_queues(namespace: str) -> None:
     connection = await aio_pika.connect(AmqpSettings().url)
     async with connection:
-        for consumer in ("tableinator", "graphinator"):
-            for suffix in ("", ".dlq"):
-                channel = await connection.channel()
-                await channel.queue_delete(f"{consumer}.{namespace}.replays{suffix}")
+        names = [f"extractor.work.{namespace}"] + [
+            f"{consumer}.{namespace}.replays{suffix}"
+            for consumer in ("tableinator", "graphinator")
+            for suffix in ("", ".dlq")
+        ]
+        for name in names:
+            channel = await connection.channel()
+            await channel.queue_delete(name)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 
 import aio_pika
 import orjson
+import yaml
 
 from common.settings import (
     AmqpSettings,
@@ -42,8 +43,12 @@ def graphinator_settings(spec: Path) -> GraphinatorSettings:
 
 
 def extractor_settings(spec: Path, source_url: str) -> ExtractorSettings:
+    """The extractor with its ledger in the test's own schema (the spec's dataset name)."""
+    dataset = yaml.safe_load(spec.read_text())["name"]
     return ExtractorSettings(
-        dataset=DatasetSettings(dataset_spec=str(spec)), extractor_source_url=source_url
+        dataset=DatasetSettings(dataset_spec=str(spec)),
+        extractor_source_url=source_url,
+        extractor_ledger_schema=dataset,
     )
 
 
