@@ -80,6 +80,8 @@ class _Lane:
     buffer: list[tuple[PreparedRecord, _Delivery]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    in_flight: dict[asyncio.Task[None], set[Any]] = field(default_factory=dict)
+    oldest: float = field(default_factory=time.monotonic)
     jobs: set[str] = field(default_factory=set)
 
 
@@ -195,6 +197,8 @@ class BatchProcessor:
             await _ack(message)
             return
         delivery = _Delivery(message, len(prepared))
+        if not lane.buffer:
+            lane.oldest = time.monotonic()
         lane.buffer.extend((record, delivery) for record in prepared)
         await self._add_pending(len(prepared))
         if len(lane.buffer) >= self.settings.batch_size:
@@ -205,18 +209,56 @@ class BatchProcessor:
     async def _flusher(self, lane: _Lane) -> None:
         while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lane.wake.wait(), self.settings.batch_flush_interval)
+                await asyncio.wait_for(lane.wake.wait(), self._until_due(lane))
             lane.wake.clear()
-            await self._flush_lane(lane)
-        await self._flush_lane(lane)
+            await self._flush_lane(lane, partial=self._due(lane))
+        await self._flush_lane(lane, partial=True)
 
-    async def _flush_lane(self, lane: _Lane) -> None:
-        """Write everything the lane holds, one batch at a time; one flush at a time."""
+    def _due(self, lane: _Lane) -> bool:
+        """Whether the oldest held record has waited a whole flush interval."""
+        age = time.monotonic() - lane.oldest
+        return bool(lane.buffer) and age >= self.settings.batch_flush_interval
+
+    def _until_due(self, lane: _Lane) -> float:
+        if not lane.buffer:
+            return self.settings.batch_flush_interval
+        waited = time.monotonic() - lane.oldest
+        return max(0.0, self.settings.batch_flush_interval - waited)
+
+    async def _flush_lane(self, lane: _Lane, *, partial: bool) -> None:
+        """Start writes of full batches (and of the rest if ``partial``, then wait for all).
+
+        Up to ``writes_in_flight`` batches are written at once, so the store works while the
+        next batch is prepared; a batch sharing a key with one in flight waits for it, so the
+        last version of a record always wins.
+        """
+        size = self.settings.batch_size
         async with lane.flushing:
-            while lane.buffer:
-                batch = lane.buffer[: self.settings.batch_size]
-                del lane.buffer[: self.settings.batch_size]
-                await self._write(lane, batch)
+            while len(lane.buffer) >= size or (partial and lane.buffer):
+                batch = lane.buffer[:size]
+                del lane.buffer[:size]
+                lane.oldest = time.monotonic()
+                keys = {record.key for record, _ in batch}
+                await self._wait_for_room(lane, keys)
+                task = asyncio.create_task(self._write(lane, batch))
+                lane.in_flight[task] = keys
+            if partial:
+                await self._wait_for_room(lane, None)
+
+    async def _wait_for_room(self, lane: _Lane, keys: set[Any] | None) -> None:
+        """Wait for writes in flight: all of them if ``keys`` is None, else enough of them."""
+        while lane.in_flight:
+            blocking = [
+                task for task, held in lane.in_flight.items() if keys is None or held & keys
+            ]
+            if not blocking and len(lane.in_flight) < self.settings.writes_in_flight:
+                return
+            done, _ = await asyncio.wait(
+                blocking or list(lane.in_flight), return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                del lane.in_flight[task]
+                task.result()  # a write handles store errors itself; anything else is a bug
 
     async def _write(self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
         labels = (self.service, self.spec.name, lane.entity)
@@ -277,7 +319,7 @@ class BatchProcessor:
             self._space.notify_all()
 
     async def _finalise(self, lane: _Lane, message: AbstractIncomingMessage, end: EndOfJob) -> None:
-        await self._flush_lane(lane)
+        await self._flush_lane(lane, partial=True)
         landed = await retry_transient(
             lambda: self.sink.finalise(lane.entity, end),
             self.sink.is_transient,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -28,6 +29,7 @@ from common.spec import DatasetSpec
 from common.topology import Topology
 
 log = logging.getLogger(__name__)
+GC_GEN0_THRESHOLD = 50_000
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:
@@ -57,6 +59,7 @@ async def consume(
     )
     if port is not None:
         log.info("metrics and health on http://%s:%s", observability.metrics_host, port)
+    tune_garbage_collector()
     processor = BatchProcessor(
         service=service,
         spec=spec,
@@ -66,6 +69,16 @@ async def consume(
         topology=Topology(amqp.amqp_exchange),
     )
     await processor.run(stop)
+
+
+def tune_garbage_collector() -> None:
+    """Fewer cyclic collections: records are acyclic dicts and lists that reference
+    counting frees, yet every page allocates thousands of them, and with the default
+    thresholds the collector ran often enough to take ~40% of the per-record CPU time.
+    Objects alive after start-up (modules, clients) are frozen out of later collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 50)
 
 
 def configure_logging(level: str) -> None:

@@ -124,6 +124,9 @@ class ConsumerSettings(_Base):
     prefetch: int = Field(200, ge=1, description="AMQP QoS: unacked messages per consumer.")
     max_pending: int = Field(20000, ge=1, description="Records held before deliveries pause.")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    writes_in_flight: int = Field(
+        2, ge=1, description="Batches written at once per entity (keys never overlap)."
+    )
 
 
 class ObservabilitySettings(_Base):
@@ -145,13 +148,15 @@ class DatasetSettings(_Base):
     dataset_spec: str = Field("demo", description="Path to a spec YAML or a bundled name.")
 
 
-def consumer_settings(prefix: str) -> ConsumerSettings:
-    """Consumer settings from ``{PREFIX}_BATCH_SIZE`` etc. (e.g. POSTGRES_BATCH_SIZE)."""
+def consumer_settings(prefix: str, **defaults: Any) -> ConsumerSettings:
+    """Consumer settings from ``{PREFIX}_BATCH_SIZE`` etc. (e.g. POSTGRES_BATCH_SIZE);
+    ``defaults`` replace the generic defaults for this store, the environment wins."""
 
     class _Prefixed(ConsumerSettings):
         model_config = SettingsConfigDict(env_prefix=f"{prefix}_", extra="ignore")
 
-    return ConsumerSettings.model_validate(_Prefixed().model_dump())
+    from_env = _Prefixed().model_dump(exclude_unset=True)
+    return ConsumerSettings.model_validate({**defaults, **from_env})
 
 
 class TableinatorSettings(_Base):
@@ -169,7 +174,11 @@ class GraphinatorSettings(_Base):
 
     amqp: AmqpSettings = Field(default_factory=AmqpSettings)
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
-    batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("NEO4J"))
+    # One write at a time: batches share target nodes (players, genres), so concurrent
+    # transactions would mostly wait on each other's locks.
+    batch: ConsumerSettings = Field(
+        default_factory=lambda: consumer_settings("NEO4J", writes_in_flight=1)
+    )
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     dataset: DatasetSettings = Field(default_factory=DatasetSettings)
 
@@ -187,6 +196,9 @@ class ExtractorSettings(_Base):
     extractor_max_retries: int = Field(8, ge=0)
     extractor_source_url: str | None = Field(
         None, description="Overrides the spec's source base URL (e.g. the demo API address)."
+    )
+    extractor_dump_path: str | None = Field(
+        None, description="Overrides a dump source's base_path (the directory of its files)."
     )
     extractor_max_in_flight: int = Field(
         64, ge=1, description="Pages fetched but not yet confirmed by the broker, per process."

@@ -88,7 +88,7 @@ class DumpSourceSpec(_Strict):
     """Dump files on disk: per entity, a file name or glob relative to base_path."""
 
     kind: Literal["dump"]
-    format: Literal["jsonl", "discogs_xml"]
+    format: Literal["jsonl", "csv", "discogs_xml"]
     base_path: str = "."
     page_size: int = Field(500, ge=1, description="Records per published page batch.")
 

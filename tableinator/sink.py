@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 import psycopg
-from psycopg import AsyncConnection, sql
-from psycopg.types.json import Jsonb
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from common import metrics
@@ -23,6 +23,7 @@ from common.errors import BadMessageError
 from common.records import PreparedRecord
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema
+from tableinator.copy_text import encode_rows
 
 TRANSIENT = (
     psycopg.OperationalError,
@@ -34,11 +35,6 @@ TRANSIENT = (
 
 # An escaped NUL: backslash-u0000 after an even number of backslashes (JSON escapes).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def _as_is(json: bytes) -> bytes:
-    """The record's canonical JSON, already serialised when it was hashed."""
-    return json
 
 
 class PostgresSink:
@@ -58,10 +54,17 @@ class PostgresSink:
         self.schema = db_schema
         self.bulk_load = bulk_load
         self.service = service
-        self._upserts = {
-            name: upsert_statement(db_schema, entity)
-            for name, entity in spec.entities.items()
-            if entity.table is not None
+        tables = {name: e.table for name, e in spec.entities.items() if e.table is not None}
+        self._upserts = {name: upsert_statement(db_schema, spec.entities[name]) for name in tables}
+        self._lookups = {
+            name: hash_lookup(db_schema, table, spec.entities[name].key_type)
+            for name, table in tables.items()
+        }
+        self._copies = {
+            name: sql.SQL("COPY {} (key, content_hash, doc) FROM STDIN").format(
+                sql.Identifier(schema.STAGE_PREFIX + table.name)
+            )
+            for name, table in tables.items()
         }
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -82,19 +85,26 @@ class PostgresSink:
                 await bulk.begin(conn, self.schema, table, job_id)
 
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
-        table = self._table(entity)
-        key_type = self.spec.entities[entity].key_type
-        stage = sql.Identifier(schema.STAGE_PREFIX + table.name)
-        copy_sql = sql.SQL("COPY {} (key, content_hash, doc) FROM STDIN (FORMAT BINARY)")
+        """COPY the new and changed records into the stage, then upsert them in one statement."""
         async with self.pool.connection() as conn, conn.cursor() as cur:
-            async with cur.copy(copy_sql.format(stage)) as copy:
-                copy.set_types([key_type, "bytea", "jsonb"])
-                for record in records:
-                    await copy.write_row((record.key, record.hash, Jsonb(record.json, _as_is)))
-            await cur.execute(self._upserts[entity])
-            written = max(cur.rowcount, 0)
+            fresh = await self._new_or_changed(cur, entity, records)
+            written = 0
+            if fresh:
+                async with cur.copy(self._copies[entity]) as copy:
+                    await copy.write(encode_rows(fresh))
+                await cur.execute(self._upserts[entity])
+                written = max(cur.rowcount, 0)
         self._observe_pool()
         return WriteResult(written=written, unchanged=len(records) - written)
+
+    async def _new_or_changed(
+        self, cur: AsyncCursor[Any], entity: str, records: list[PreparedRecord]
+    ) -> list[PreparedRecord]:
+        """The records whose key is new or whose hash differs (one indexed lookup)."""
+        keys = orjson.dumps([record.key for record in records]).decode()
+        await cur.execute(self._lookups[entity], (keys,))
+        stored = {key: bytes(digest) for key, digest in await cur.fetchall()}
+        return [record for record in records if stored.get(record.key) != record.hash]
 
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         table = self._table(entity)
@@ -120,6 +130,15 @@ class PostgresSink:
         metrics.POOL_CONNECTIONS.labels(self.service, "waiting").set(
             stats.get("requests_waiting", 0)
         )
+
+
+def hash_lookup(db_schema: str, table: TableSpec, key_type: str) -> sql.Composed:
+    """Stored hashes of a batch's keys. The keys travel as one JSON array: adapting a Python
+    list as a PostgreSQL array costs more than the lookup itself."""
+    return sql.SQL(
+        "SELECT key, content_hash FROM {} WHERE key = ANY("
+        "ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)::{}))"
+    ).format(schema.table_ident(db_schema, table), sql.SQL(key_type))
 
 
 def upsert_statement(db_schema: str, entity: EntitySpec) -> sql.Composed:

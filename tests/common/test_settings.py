@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from common.settings import PostgresSettings, TableinatorSettings, consumer_settings
+from common.settings import (
+    GraphinatorSettings,
+    PostgresSettings,
+    TableinatorSettings,
+    consumer_settings,
+)
 
 
 def test_batch_settings_use_the_store_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +41,10 @@ def test_unreadable_secret_file_is_a_config_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("POSTGRES_PASSWORD", raising=False)
     with pytest.raises(ConfigError, match="POSTGRES_PASSWORD_FILE"):
         PostgresSettings()
+
+
+def test_store_defaults_yield_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert GraphinatorSettings().batch.writes_in_flight == 1
+    assert TableinatorSettings().batch.writes_in_flight == 2
+    monkeypatch.setenv("NEO4J_WRITES_IN_FLIGHT", "3")
+    assert GraphinatorSettings().batch.writes_in_flight == 3

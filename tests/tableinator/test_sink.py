@@ -71,12 +71,15 @@ async def test_duplicates_nasty_text_and_bad_records(
         replay("nul", winner="a\x00b"),  # PostgreSQL cannot store U+0000
         replay("badcast", uploadtime="yesterday"),  # typed column bigint cannot cast
         replay("ok"),
+        replay("key\twith\\N\nodd\r\\"),  # a key COPY text must escape
     ]
     await publish_pages(amqp, namespace, [first, second])
     await run_until_finalised(demo_spec_file, namespace)
 
     landed = await rows(pg, namespace)
-    assert set(landed) == {"dup", "ok", *(f"n{i}" for i in range(len(NASTY)))}
+    odd_key = "key\twith\\N\nodd\r\\"
+    assert set(landed) == {"dup", "ok", odd_key, *(f"n{i}" for i in range(len(NASTY)))}
+    assert landed[odd_key][0]["id"] == odd_key
     assert landed["dup"][3] == 2
     for i, text in enumerate(NASTY):
         doc, fmt, ts, _ = landed[f"n{i}"]

@@ -1,0 +1,132 @@
+"""``python -m bench``: run a benchmark against the local services, or plot saved results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from bench.report import print_results
+from bench.tableinator import Options, run_bench
+
+DEFAULT_PLOT = Path("docs/img/tableinator-sweep.png")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    table = commands.add_parser(
+        "tableinator",
+        help="records/s from queue to committed upsert, against the baselines",
+        description=(
+            "Publishes realistic records (~400-byte JSON, pages of 100) and measures, in one "
+            "run: the baselines (a) one upsert committed per message, prefetch 1, and (b) "
+            "executemany of 50 per commit; tableinator at its settings into empty tables; "
+            "the same records again unchanged and with 10% changed; a plain COPY (the "
+            "ceiling). Needs RabbitMQ and PostgreSQL (scripts/services.sh start)."
+        ),
+    )
+    defaults = Options()
+    table.add_argument("--records", type=int, default=defaults.records, metavar="N")
+    table.add_argument(
+        "--baseline-records",
+        type=int,
+        default=defaults.baseline_records,
+        metavar="N",
+        help="records for each baseline (default %(default)s; rates are rates)",
+    )
+    table.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=defaults.baseline_seconds,
+        metavar="S",
+        help="stop a baseline after this long and rate what it committed (default %(default)s)",
+    )
+    table.add_argument("--skip-baseline", action="store_true")
+    table.add_argument(
+        "--repeat",
+        type=int,
+        default=defaults.repeat,
+        metavar="N",
+        help="rounds of tableinator's three runs; the median round is reported",
+    )
+    table.add_argument("--sweep", action="store_true", help="add a batch size x prefetch sweep")
+    table.add_argument("--sweep-records", type=int, default=defaults.sweep_records, metavar="N")
+    table.add_argument(
+        "--sweep-batch-sizes",
+        type=_sizes,
+        default=defaults.sweep_batch_sizes,
+        metavar="N,N",
+    )
+    table.add_argument(
+        "--sweep-prefetch", type=_sizes, default=defaults.sweep_prefetch, metavar="N,N"
+    )
+    table.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.timeout,
+        metavar="S",
+        help="give up on one measurement after this many seconds",
+    )
+    table.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    table.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help=f"with --sweep: draw it (needs the bench extra; e.g. {DEFAULT_PLOT})",
+    )
+
+    plot = commands.add_parser("plot", help="draw the sweep of a --json results file")
+    plot.add_argument("results", type=Path, help="a JSON file written by --json")
+    plot.add_argument("--out", type=Path, default=DEFAULT_PLOT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "plot":
+        from bench.plot import plot_sweep
+
+        out = plot_sweep(json.loads(args.results.read_text()), args.out)
+        print(f"wrote {out}")
+        return
+    options = Options(
+        records=args.records,
+        baseline_records=args.baseline_records,
+        baseline_seconds=args.baseline_seconds,
+        skip_baseline=args.skip_baseline,
+        repeat=max(1, args.repeat),
+        sweep=args.sweep,
+        sweep_records=args.sweep_records,
+        sweep_batch_sizes=args.sweep_batch_sizes,
+        sweep_prefetch=args.sweep_prefetch,
+        timeout=args.timeout,
+    )
+    result = asyncio.run(run_bench(options))
+    print_results(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot and result["sweep"]:
+        from bench.plot import plot_sweep
+
+        print(f"wrote {plot_sweep(result, args.plot)}")
+
+
+if __name__ == "__main__":
+    main()
