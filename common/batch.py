@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 
 from common import metrics
 from common.amqp import publish_confirmed
+from common.dead_letters import DeadLetters
 from common.envelope import EndOfJob, PageBatch, decode
 from common.errors import BadMessageError
 from common.records import PreparedRecord, dedupe_last_wins, prepare
@@ -112,7 +113,7 @@ class BatchProcessor:
         self.pending = 0
         self._closing = False
         self._space = asyncio.Condition()
-        self._dlx: AbstractExchange | None = None
+        self._dead: DeadLetters | None = None
         self._events: AbstractExchange | None = None
         self._queues: dict[str, AbstractQueue] = {}
         self._tags: dict[str, str] = {}
@@ -120,7 +121,8 @@ class BatchProcessor:
     async def declare(self) -> None:
         """Declare exchanges and this consumer's queues."""
         await self.topology.declare_exchanges(self.channel)
-        self._dlx = await self.channel.get_exchange(self.topology.dead_letter_exchange)
+        dlx = await self.channel.get_exchange(self.topology.dead_letter_exchange)
+        self._dead = DeadLetters(dlx, self.service, self.spec.name)
         self._events = await self.channel.get_exchange(self.topology.events_exchange)
         for name in self.lanes:
             self._queues[name] = await self.topology.declare_queue(
@@ -354,47 +356,15 @@ class BatchProcessor:
     async def _dead_letter_message(
         self, lane: _Lane, message: AbstractIncomingMessage, error: BadMessageError
     ) -> None:
-        metrics.MESSAGES_DEAD_LETTERED.labels(self.service, error.code).inc()
-        log.warning(
-            "dead-lettering message queue=%s message_id=%s reason=%s",
-            lane.queue_name,
-            message.message_id,
-            error.reason,
-        )
-        await self._publish_dead_letter(lane, message.body, message.message_id or "", error)
+        assert self._dead is not None
+        await self._dead.message(lane.queue_name, message.body, message.message_id or "", error)
         await _ack(message)
 
     async def _dead_letter_record(
         self, lane: _Lane, message_id: str, record: Any, error: BadMessageError, index: int | None
     ) -> None:
-        metrics.RECORDS_DEAD_LETTERED.labels(
-            self.service, self.spec.name, lane.entity, error.code
-        ).inc()
-        log.warning(
-            "dead-lettering record entity=%s message_id=%s index=%s reason=%s",
-            lane.entity,
-            message_id,
-            index,
-            error.reason,
-        )
-        body = orjson.dumps(
-            {"entity": lane.entity, "message_id": message_id, "record": record}, default=str
-        )
-        await self._publish_dead_letter(lane, body, f"{message_id}#{index}", error)
-
-    async def _publish_dead_letter(
-        self, lane: _Lane, body: bytes, message_id: str, error: BadMessageError
-    ) -> None:
-        assert self._dlx is not None
-        headers = {
-            "x-reason": error.reason[:1000],
-            "x-error-code": error.code,
-            "x-original-message-id": message_id,
-            "x-consumer": self.service,
-        }
-        await publish_confirmed(
-            self._dlx, lane.queue_name, body, message_id=message_id, headers=headers
-        )
+        assert self._dead is not None
+        await self._dead.record(lane.queue_name, lane.entity, message_id, record, error, index)
 
 
 async def _ack(message: AbstractIncomingMessage) -> None:
