@@ -159,37 +159,36 @@ def consumer_settings(prefix: str, **defaults: Any) -> ConsumerSettings:
     return ConsumerSettings.model_validate({**defaults, **from_env})
 
 
-class TableinatorSettings(_Base):
-    """Everything tableinator reads at start."""
+class _ServiceSettings(_Base):
+    """What every service reads: the broker, its metrics endpoint, the dataset."""
 
     amqp: AmqpSettings = Field(default_factory=AmqpSettings)
-    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("POSTGRES"))
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     dataset: DatasetSettings = Field(default_factory=DatasetSettings)
 
 
-class GraphinatorSettings(_Base):
+class TableinatorSettings(_ServiceSettings):
+    """Everything tableinator reads at start."""
+
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("POSTGRES"))
+
+
+class GraphinatorSettings(_ServiceSettings):
     """Everything graphinator reads at start."""
 
-    amqp: AmqpSettings = Field(default_factory=AmqpSettings)
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
     # One write at a time: batches share target nodes (players, genres), so concurrent
     # transactions would mostly wait on each other's locks.
     batch: ConsumerSettings = Field(
         default_factory=lambda: consumer_settings("NEO4J", writes_in_flight=1)
     )
-    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
 
 
-class ExtractorSettings(_Base):
+class ExtractorSettings(_ServiceSettings):
     """Everything the extractor reads at start."""
 
-    amqp: AmqpSettings = Field(default_factory=AmqpSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
     extractor_concurrency: int = Field(8, ge=1, description="Slices fetched at once.")
     extractor_connect_timeout: float = Field(5.0, gt=0)
     extractor_read_timeout: float = Field(30.0, gt=0)

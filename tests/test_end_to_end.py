@@ -122,11 +122,14 @@ async def snapshot(
     rows = await cur.fetchall()
     async with driver.session() as session:
         nodes = await (
-            await session.run("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props")
+            await session.run(
+                "MATCH (n) WHERE n:Replay OR n:Player OR n:Format "
+                "RETURN labels(n) AS labels, properties(n) AS props"
+            )
         ).values()
         rels = await (
             await session.run(
-                "MATCH (a)-[e]->(b) RETURN elementId(a) AS a, type(e) AS t, properties(e) AS p, "
+                "MATCH (a:Replay)-[e]->(b) RETURN elementId(a) AS a, type(e) AS t, properties(e) AS p, "
                 "elementId(b) AS b"
             )
         ).values()
