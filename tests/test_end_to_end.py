@@ -129,7 +129,8 @@ async def snapshot(
         ).values()
         rels = await (
             await session.run(
-                "MATCH (a:Replay)-[e]->(b) RETURN elementId(a) AS a, type(e) AS t, properties(e) AS p, "
+                "MATCH (a:Replay)-[e]->(b) "
+                "RETURN elementId(a) AS a, type(e) AS t, properties(e) AS p, "
                 "elementId(b) AS b"
             )
         ).values()
