@@ -15,25 +15,29 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
-from common.consumer import configure_logging
+from common.consumer import configure_logging, tune_garbage_collector
 from common.errors import ConfigError
 from common.settings import DatasetSettings, ExtractorSettings
-from common.spec import load_spec
+from common.spec import DatasetSpec, DumpSourceSpec, load_spec
 from extractor import backfill
 from extractor.backfill import Interrupted, JobOptions
+from extractor.dump_estimate import DumpEstimate
+from extractor.estimate import JobEstimate
 from extractor.report import JobReport, print_report
-from extractor.views import print_ledger_report, print_plan, print_status
+from extractor.views import print_dump_plan, print_ledger_report, print_plan, print_status
 
 DESCRIPTION = """\
-The backfill driver. Plans a dataset's date range into slices (e.g. one per day) kept in a
-PostgreSQL ledger, puts one task per slice on a RabbitMQ work queue, and runs workers that
-fetch pages under one adaptive rate limit shared by every worker of the job (retries with
-backoff and jitter, Retry-After and RateLimit-* honoured, a circuit breaker), publish each
-page with publisher confirms, and checkpoint it once confirmed. Jobs can be resumed,
-retried, cancelled and reported on. Settings come from environment variables (the README
-has the table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
+The backfill driver. Plans a dataset's date range into slices (e.g. one per day), or a dump
+dataset's files into one slice per file, kept in a PostgreSQL ledger; puts one task per
+slice on a RabbitMQ work queue, and runs workers that fetch pages under one adaptive rate
+limit shared by every worker of the job (retries with backoff and jitter, Retry-After and
+RateLimit-* honoured, a circuit breaker) or stream them from the files, publish each page
+with publisher confirms, and checkpoint it once confirmed. Jobs can be resumed, retried,
+cancelled and reported on. Settings come from environment variables (the README has the
+table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
 """
 EXIT_INTERRUPTED = 130
+LONG_RUNNING = frozenset({"run", "resume", "retry-failed", "worker"})
 Command = Callable[[argparse.Namespace, ExtractorSettings], Coroutine[Any, Any, int]]
 
 
@@ -55,11 +59,20 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     parents["url"].add_argument(
         "--source-url", help="the source's base URL instead of the spec's (EXTRACTOR_SOURCE_URL)"
     )
+    parents["url"].add_argument(
+        "--base-path",
+        help="dumps: the directory of the files instead of the spec's (EXTRACTOR_DUMP_PATH)",
+    )
     scope.add_argument("--start", type=_date, help="first day of the range (default: the spec's)")
     scope.add_argument(
         "--end", type=_date, help="end of the range, exclusive (default: the spec's)"
     )
     scope.add_argument("--no-estimate", action="store_true", help="do not ask the source for sizes")
+    scope.add_argument(
+        "--all-files",
+        action="store_true",
+        help="dumps: every file a glob matches, not only the newest dump date",
+    )
     driving.add_argument(
         "--wait", action="store_true", help="wait for both stores to finalise (the default)"
     )
@@ -111,6 +124,8 @@ def _settings(args: argparse.Namespace) -> ExtractorSettings:
         updates["dataset"] = DatasetSettings(dataset_spec=args.spec)
     if getattr(args, "source_url", None):
         updates["extractor_source_url"] = args.source_url
+    if getattr(args, "base_path", None):
+        updates["extractor_dump_path"] = args.base_path
     return settings.model_copy(update=updates)
 
 
@@ -123,6 +138,7 @@ def _options(args: argparse.Namespace) -> JobOptions:
         job_id=getattr(args, "job_id", None),
         local_workers=not getattr(args, "enqueue_only", False),
         estimate=not getattr(args, "no_estimate", False),
+        all_files=getattr(args, "all_files", False),
     )
 
 
@@ -162,6 +178,8 @@ def _output(report: JobReport, json_path: Path | None) -> None:
 
 async def _plan(args: argparse.Namespace, settings: ExtractorSettings) -> int:
     spec = load_spec(settings.dataset.dataset_spec)
+    if isinstance(spec.source, DumpSourceSpec):
+        return await _plan_dump(args, settings, spec)
     options = _options(args)
     slices = backfill.plan(spec, options)
     sized = None if args.no_estimate else await backfill.estimate(settings, spec, slices)
@@ -169,7 +187,32 @@ async def _plan(args: argparse.Namespace, settings: ExtractorSettings) -> int:
         body = {"dataset": spec.name, "slices": len(slices), "estimate": sized and sized.as_dict()}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:
-        print_plan(Console(), spec, slices, sized, backfill.rate_policy(spec))
+        policy = backfill.rate_policy(spec)
+        assert isinstance(sized, JobEstimate | None) and policy is not None
+        print_plan(Console(), spec, slices, sized, policy)
+    return 0
+
+
+async def _plan_dump(
+    args: argparse.Namespace, settings: ExtractorSettings, spec: DatasetSpec
+) -> int:
+    """The files of a dump job, which were chosen, and their estimated size."""
+    plan = backfill.plan_dump(spec, _options(args), dump_path=settings.extractor_dump_path)
+    sized = None if args.no_estimate else await backfill.estimate(settings, spec, plan.slices)
+    assert isinstance(sized, DumpEstimate | None)
+    if args.json:
+        body = {
+            "dataset": spec.name,
+            "base_path": str(plan.base_path),
+            "slices": [
+                {"slice_id": s.slice_id, "file": s.file, "size": s.file_size} for s in plan.slices
+            ],
+            "files_chosen": plan.notes,
+            "estimate": sized and sized.as_dict(with_slices=True),
+        }
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_dump_plan(Console(), spec, plan, sized)
     return 0
 
 
@@ -225,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = _settings(args)
         configure_logging(settings.observability.log_level)
+        if args.command in LONG_RUNNING:
+            tune_garbage_collector()  # a dump's records churn containers as a consumer's do
         sys.exit(asyncio.run(COMMANDS[args.command](args, settings)))
     except (ConfigError, ValidationError) as exc:
         sys.exit(f"extractor: {exc}")

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import secrets
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,9 +19,11 @@ from common.amqp import robust_channel
 from common.errors import BackfillError, ConfigError
 from common.metrics import serve_metrics
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, HttpSourceSpec, load_spec
+from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
 from extractor.breaker import CircuitBreaker
 from extractor.driver import Interrupted, drive
+from extractor.dump_estimate import DumpEstimate, estimate_files
+from extractor.dump_files import FilePlan, plan_files, resolve_base_path
 from extractor.estimate import JobEstimate, estimate_job
 from extractor.fetch import JsonFetcher, http_session
 from extractor.ledger import NewJob, open_ledger
@@ -55,29 +58,47 @@ def new_job_id(dataset: str) -> str:
 
 def http_source(spec: DatasetSpec) -> HttpSourceSpec:
     if not isinstance(spec.source, HttpSourceSpec):
-        raise ConfigError(
-            f"dataset {spec.name}: source kind {spec.source.kind} is not supported yet"
-        )
+        raise ConfigError(f"dataset {spec.name}: source kind {spec.source.kind} is not http")
     return spec.source
 
 
-def rate_policy(spec: DatasetSpec) -> RatePolicy:
-    limit = http_source(spec).rate_limit
+def rate_policy(spec: DatasetSpec) -> RatePolicy | None:
+    """The HTTP source's rate limit; files have none."""
+    if not isinstance(spec.source, HttpSourceSpec):
+        return None
+    limit = spec.source.rate_limit
     return RatePolicy(limit.initial, limit.maximum)
 
 
-def plan(spec: DatasetSpec, options: JobOptions) -> list[Slice]:
-    """The slices a job would run (a dry run publishes nothing)."""
+def plan(spec: DatasetSpec, options: JobOptions, *, dump_path: str | None = None) -> list[Slice]:
+    """The slices a job would run (a dry run publishes nothing).
+
+    HTTP sources: the date range in windows. Dumps: one slice per (entity, file) under the
+    base path (``dump_path`` overrides the spec's); a glob matching nothing is an error.
+    """
+    if isinstance(spec.source, DumpSourceSpec):
+        return plan_dump(spec, options, dump_path=dump_path).slices
     source = http_source(spec)
     return plan_slices(list(spec.entities), source.slicing, options.start, options.end)
 
 
+def plan_dump(spec: DatasetSpec, options: JobOptions, *, dump_path: str | None) -> FilePlan:
+    """A dump job's files, with a note per entity on which were chosen."""
+    base_path = resolve_base_path(spec, dump_path)
+    return plan_files(spec, base_path, all_files=options.all_files)
+
+
 async def estimate(
     settings: ExtractorSettings, spec: DatasetSpec, slices: list[Slice]
-) -> JobEstimate:
-    """Records, pages, requests and duration of the slices, asking the source (dry run)."""
+) -> JobEstimate | DumpEstimate:
+    """Records, pages and duration of the slices, asking the source or reading files (dry run)."""
+    if isinstance(spec.source, DumpSourceSpec):
+        base_path = resolve_base_path(spec, settings.extractor_dump_path)
+        form, size = spec.source.format, spec.source.page_size
+        return await asyncio.to_thread(estimate_files, form, base_path, slices, size)
     source = http_source(spec)
     policy = rate_policy(spec)
+    assert policy is not None
     session = http_session(
         concurrency=settings.extractor_concurrency,
         connect_timeout=settings.extractor_connect_timeout,
@@ -106,8 +127,7 @@ async def run_backfill(
 ) -> JobReport:
     """Plan a new job into the ledger, run it, and (if asked) wait for both stores."""
     spec = load_spec(settings.dataset.dataset_spec)
-    source = http_source(spec)
-    slices = plan(spec, options)
+    slices = plan(spec, options, dump_path=settings.extractor_dump_path)
     job_id = options.job_id or new_job_id(spec.name)
     sized = await _quiet_estimate(settings, spec, slices) if options.estimate else None
     async with open_ledger(settings) as ledger:
@@ -116,7 +136,7 @@ async def run_backfill(
             dataset=spec.name,
             spec=settings.dataset.dataset_spec,
             spec_body=spec.model_dump(mode="json"),
-            options=_job_options(settings, source, options),
+            options=_job_options(settings, spec, options),
             estimate=sized.as_dict() if sized else None,
         )
         await ledger.create_job(job, slices, rate_policy(spec))
@@ -138,9 +158,9 @@ async def resume_backfill(
     """Continue every unfinished (and cancelled) slice from its last confirmed cursor."""
     async with open_ledger(settings) as ledger:
         job = await ledger.require_job(job_id)
-        source_url = settings.extractor_source_url
-        if source_url and source_url != job.options.get("base_url"):
-            await ledger.save_options(job_id, {**job.options, "base_url": source_url})
+        moved = _moved_source(settings, job.options)
+        if moved:
+            await ledger.save_options(job_id, {**job.options, **moved})
         todo = await ledger.reopen(job_id, retry_failed=failed_too)
         log.info("job resumed job=%s slices=%d retry_failed=%s", job_id, len(todo), failed_too)
         console = console or Console(stderr=True)
@@ -206,18 +226,36 @@ async def run_worker(settings: ExtractorSettings, stop: asyncio.Event) -> None:
 
 
 def _job_options(
-    settings: ExtractorSettings, source: HttpSourceSpec, options: JobOptions
+    settings: ExtractorSettings, spec: DatasetSpec, options: JobOptions
 ) -> dict[str, Any]:
+    """What the ledger keeps of a run's choices; workers read the source's place here."""
+    if isinstance(spec.source, DumpSourceSpec):
+        base_path = resolve_base_path(spec, settings.extractor_dump_path)
+        return {"base_path": str(base_path), "all_files": options.all_files}
     return {
         "start": options.start.isoformat() if options.start else None,
         "end": options.end.isoformat() if options.end else None,
-        "base_url": settings.extractor_source_url or source.base_url,
+        "base_url": settings.extractor_source_url or http_source(spec).base_url,
     }
+
+
+def _moved_source(settings: ExtractorSettings, job_options: dict[str, Any]) -> dict[str, str]:
+    """A resume's new source URL or dump directory, if it names one the job did not have."""
+    moved: dict[str, str] = {}
+    source_url = settings.extractor_source_url
+    if source_url and "base_url" in job_options and source_url != job_options["base_url"]:
+        moved["base_url"] = source_url
+    dump_path = settings.extractor_dump_path
+    if dump_path and "base_path" in job_options:
+        base_path = str(Path(dump_path).expanduser().resolve())
+        if base_path != job_options["base_path"]:
+            moved["base_path"] = base_path
+    return moved
 
 
 async def _quiet_estimate(
     settings: ExtractorSettings, spec: DatasetSpec, slices: list[Slice]
-) -> JobEstimate | None:
+) -> JobEstimate | DumpEstimate | None:
     """The estimate for the progress bar; a job does not fail for want of one."""
     try:
         return await estimate(settings, spec, slices)

@@ -33,6 +33,7 @@ class ClaimedSlice:
     records: int
     attempts: int
     errors: dict[str, int]
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Progress:
     records: int
     errors: dict[str, int]
     done: bool = False
+    file_stats: dict[str, Any] | None = None
+
+
+def _jsonb(value: dict[str, Any] | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 def _epoch(value: dt.datetime | None) -> int | None:
@@ -81,7 +87,7 @@ class SliceLeases:
             " AND (worker IS NULL OR lease_expires < clock_timestamp())"
             " AND EXISTS (SELECT 1 FROM {s}.jobs WHERE job_id = %(j)s AND status = 'running')"
             " RETURNING entity, window_start, window_end, cursor, next_page, pages, records,"
-            " attempts, errors",
+            " attempts, errors, file",
             self._params(job_id, slice_id),
         )
         if found is None:
@@ -114,6 +120,7 @@ class SliceLeases:
         found = await self.ledger.row(
             "UPDATE {s}.slices SET cursor = %(cursor)s, next_page = %(next_page)s,"
             " pages = %(pages)s, records = %(records)s, errors = %(errors)s,"
+            " file_stats = coalesce(%(file_stats)s, file_stats),"
             " status = CASE WHEN %(done)s THEN 'done' ELSE status END,"
             " finished_at = CASE WHEN %(done)s THEN now() END,"
             " worker = CASE WHEN %(done)s THEN NULL ELSE worker END,"
@@ -125,11 +132,12 @@ class SliceLeases:
             " RETURNING (SELECT status FROM {s}.jobs WHERE job_id = %(j)s) AS job_status",
             {
                 **self._params(job_id, slice_id),
-                "cursor": Jsonb(progress.cursor) if progress.cursor is not None else None,
+                "cursor": _jsonb(progress.cursor),
                 "next_page": progress.next_page,
                 "pages": progress.pages,
                 "records": progress.records,
                 "errors": Jsonb(progress.errors),
+                "file_stats": _jsonb(progress.file_stats),
                 "done": progress.done,
             },
         )

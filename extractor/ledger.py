@@ -69,8 +69,8 @@ INSERT_JOB = (
     " VALUES (%s, %s, %s, %s, %s, %s)"
 )
 INSERT_SLICE = (
-    "INSERT INTO {s}.slices (job_id, slice_id, seq, entity, window_start, window_end)"
-    " VALUES (%s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s))"
+    "INSERT INTO {s}.slices (job_id, slice_id, seq, entity, window_start, window_end, file,"
+    " file_stats) VALUES (%s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s)"
 )
 INSERT_RATE_LIMIT = (
     "INSERT INTO {s}.rate_limits (job_id, rate, minimum, maximum, burst_seconds,"
@@ -81,6 +81,17 @@ INSERT_RATE_LIMIT = (
 def _job_row(job: NewJob) -> tuple[Any, ...]:
     estimate = Jsonb(job.estimate) if job.estimate is not None else None
     return (job.job_id, job.dataset, job.spec, Jsonb(job.spec_body), Jsonb(job.options), estimate)
+
+
+def _slice_row(job_id: str, seq: int, item: Slice) -> tuple[Any, ...]:
+    window = item.window
+    stats = None if item.file is None else Jsonb(initial_file_stats(item))
+    return (job_id, item.slice_id, seq, item.entity, window.start, window.end, item.file, stats)
+
+
+def initial_file_stats(item: Slice) -> dict[str, Any]:
+    """A dump slice's reader stats before it runs: nothing read of the file's size."""
+    return {"bytes_read": 0, "bytes_total": item.file_size or 0, "records": 0, "skipped": 0}
 
 
 def _rate_limit_row(job: NewJob, policy: RatePolicy) -> tuple[Any, ...]:
@@ -124,18 +135,16 @@ class Ledger:
         found = await self.rows(template, params)
         return found[0] if found else None
 
-    async def create_job(self, job: NewJob, slices: list[Slice], policy: RatePolicy) -> None:
-        """The job, its slices (pending) and its rate limit, in one transaction."""
+    async def create_job(self, job: NewJob, slices: list[Slice], policy: RatePolicy | None) -> None:
+        """The job, its slices (pending) and its rate limit (HTTP only), in one transaction."""
         async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.execute(self.statement(INSERT_JOB), _job_row(job))
             await cur.executemany(
                 self.statement(INSERT_SLICE),
-                [
-                    (job.job_id, s.slice_id, seq, s.entity, s.window.start, s.window.end)
-                    for seq, s in enumerate(slices)
-                ],
+                [_slice_row(job.job_id, seq, item) for seq, item in enumerate(slices)],
             )
-            await cur.execute(self.statement(INSERT_RATE_LIMIT), _rate_limit_row(job, policy))
+            if policy is not None:
+                await cur.execute(self.statement(INSERT_RATE_LIMIT), _rate_limit_row(job, policy))
 
     async def job(self, job_id: str) -> JobRecord | None:
         found = await self.row(

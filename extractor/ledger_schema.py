@@ -41,6 +41,8 @@ STATEMENTS = (
         entity text NOT NULL,
         window_start timestamptz,
         window_end timestamptz,
+        file text,
+        file_stats jsonb,
         status text NOT NULL DEFAULT 'pending'
             CHECK (status IN ('pending', 'running', 'done', 'failed', 'cancelled')),
         cursor jsonb,
@@ -59,6 +61,9 @@ STATEMENTS = (
         PRIMARY KEY (job_id, slice_id)
     )
     """,
+    # Ledgers made before dump jobs: a dump slice's file and its reader's stats.
+    "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS file text",
+    "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS file_stats jsonb",
     "CREATE INDEX IF NOT EXISTS slices_worker ON {s}.slices (worker) WHERE worker IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS {s}.rate_limits (

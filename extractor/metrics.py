@@ -49,8 +49,5 @@ def observe_job(snapshot: JobSnapshot) -> None:
     JOB_RECORDS.labels(dataset).set(snapshot.records)
     estimate = snapshot.estimated_records
     JOB_ESTIMATE.labels(dataset).set(estimate if estimate is not None else -1)
-    rate = snapshot.records_per_second
-    eta = -1.0
-    if estimate is not None and rate > 0:
-        eta = max(0, estimate - snapshot.records) / rate
-    JOB_ETA.labels(dataset).set(0 if snapshot.job.terminal else eta)
+    eta = snapshot.eta_seconds
+    JOB_ETA.labels(dataset).set(-1.0 if eta is None else eta)

@@ -15,3 +15,4 @@ class JobOptions:
     job_id: str | None = None
     local_workers: bool = True  # False: only enqueue; `extractor worker` processes do the work
     estimate: bool = True  # estimate the job's size first (count endpoint or sampling)
+    all_files: bool = False  # dumps: every file a glob matches, not only the newest dump date

@@ -23,10 +23,15 @@ class Window:
 
 @dataclass(frozen=True)
 class Page:
-    """What one response yields: the records in the slice, and where to go next."""
+    """What one response (or stretch of a dump file) yields: records, and where to go next.
+
+    ``file_stats`` is a dump reader's account of its file so far (bytes read, skipped
+    records), kept with the page's checkpoint.
+    """
 
     records: list[Any]
     next_position: Any | None
+    file_stats: dict[str, Any] | None = None
 
 
 class Paginator(Protocol):

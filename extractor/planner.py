@@ -1,4 +1,4 @@
-"""Planning a job into slices: time windows of a date range."""
+"""Planning a job into slices: time windows of a date range (dump files: ``dump_files``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ STEPS = {"daily": dt.timedelta(days=1), "hourly": dt.timedelta(hours=1)}
 
 @dataclass(frozen=True)
 class Slice:
-    """An independent unit of work: one entity over one window."""
+    """An independent unit of work: one entity over one window, or one dump file."""
 
     entity: str
     slice_id: str
     window: Window
+    file: str | None = None  # a dump file, relative to the job's base path
+    file_size: int | None = None
 
 
 def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:

@@ -1,8 +1,8 @@
 """Progress with ETA: a bar on a terminal, periodic log lines otherwise.
 
 Fed with ledger snapshots, so it shows the whole job (every worker, every process), not
-only this process's share. Records count against the estimate when there is one, slices
-otherwise.
+only this process's share. Dump jobs count the bytes of their files read; other jobs
+records against the estimate when there is one, slices otherwise.
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ class JobProgress:
         estimate = snapshot.estimated_records
         slices = f"{snapshot.slices_ended}/{snapshot.slices_total} slices"
         rate = f"{snapshot.records_per_second:,.0f} rec/s"
-        if estimate:
+        if snapshot.bytes_total:  # dump files: how much of them is read
+            completed, total = round(100 * snapshot.bytes_read / snapshot.bytes_total), 100
+            unit, detail = "% of the files read", f"{snapshot.records:,} records  {slices}  {rate}"
+        elif estimate:
             completed, total, unit = snapshot.records, max(estimate, snapshot.records), "records"
             detail = f"{slices}  {rate}"
         else:
@@ -67,8 +70,9 @@ class JobProgress:
         now = time.monotonic()
         if not self.console.is_terminal and now - self._last_log >= self.log_every:
             self._last_log = now
+            eta = snapshot.eta_seconds
             log.info(
-                "progress job=%s status=%s slices=%d/%d records=%d estimate=%s rate=%.0f/s",
+                "progress job=%s status=%s slices=%d/%d records=%d estimate=%s rate=%.0f/s eta=%s",
                 snapshot.job.job_id,
                 snapshot.job.status,
                 snapshot.slices_ended,
@@ -76,4 +80,5 @@ class JobProgress:
                 snapshot.records,
                 estimate if estimate is not None else "-",
                 snapshot.records_per_second,
+                "-" if eta is None else f"{eta:.0f}s",
             )

@@ -27,6 +27,7 @@ class JobReport:
     errors: dict[str, int] = field(default_factory=dict)
     landed: dict[str, dict[str, Any]] = field(default_factory=dict)
     complete: bool = True
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -48,6 +49,7 @@ class JobReport:
             "landed": self.landed,
             "complete": self.complete,
             "ok": self.ok,
+            **({"files": self.files} if self.files else {}),
         }
 
 
@@ -82,6 +84,7 @@ def build_report(
         errors=snapshot.errors,
         landed=_landed(events, started),
         complete=complete,
+        files=snapshot.files,
     )
 
 
@@ -123,7 +126,13 @@ def print_report(report: JobReport, console: Console) -> None:
     )
     if report.errors:
         errors = ", ".join(f"{kind} {count:,}" for kind, count in report.errors.items())
-        console.print(f"failed requests by kind (retried or not): {errors}")
+        console.print(
+            f"errors by kind (failed requests, retried or not; records skipped): {errors}"
+        )
+    for item in report.files:
+        if item["skipped"]:
+            reasons = "; ".join(item["skip_samples"][:3])
+            console.print(f"{item['file']}: {item['skipped']:,} records skipped (first: {reasons})")
     for slice_id, error in report.failed_slices.items():
         console.print(f"[red]failed slice {slice_id}: {error}[/red]")
     if not report.complete:

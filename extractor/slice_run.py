@@ -1,8 +1,9 @@
 """Running one claimed slice: fetch pages in order, publish them, checkpoint after confirms.
 
-Pages of a slice are fetched one after another (each page's cursor comes from the one
-before), but fetching does not wait for the broker: page N is published and its confirm
-awaited by the checkpointer while page N+1 is fetched. The checkpointer takes pages in
+Pages come from the slice's page source (an HTTP API, or a dump file read in a thread:
+``extractor.page_sources``). They are fetched one after another (each page's cursor comes
+from the one before), but fetching does not wait for the broker: page N is published and
+its confirm awaited by the checkpointer while page N+1 is fetched. The checkpointer takes pages in
 order and writes each one's cursor (the position of the NEXT page) only after the broker
 confirmed it, so a resume never skips a page and fetches at most the in-flight pages again.
 A process-wide semaphore bounds pages fetched but not yet confirmed: when the broker slows
@@ -22,13 +23,13 @@ from aio_pika.abc import AbstractExchange
 
 from common.amqp import publish_confirmed
 from common.envelope import PageBatch, encode
-from common.records import get_path
 from common.spec import DatasetSpec
 from common.topology import Topology
 from extractor import metrics
-from extractor.fetch import JsonFetcher, RetryableSourceError, SourceError
+from extractor.fetch import RetryableSourceError, SourceError
 from extractor.leases import ClaimedSlice, Progress, SliceLeases
-from extractor.paginators import Page, paginator_for
+from extractor.page_sources import PageSource, Source
+from extractor.paginators import Page
 
 log = logging.getLogger(__name__)
 BROKER_ERRORS = (
@@ -62,7 +63,7 @@ class JobContext:
 
     job_id: str
     spec: DatasetSpec
-    fetcher: JsonFetcher
+    source: Source
     exchange: AbstractExchange
 
 
@@ -86,6 +87,7 @@ class _InFlight:
     records: int
     next_position: Any
     last: bool
+    file_stats: dict[str, Any] | None = None
 
 
 class SliceRun:
@@ -102,9 +104,7 @@ class SliceRun:
         self.leases = leases
         self.in_flight = in_flight
         self.stopping = stopping
-        self.entity = job.spec.entities[claimed.entity]
-        assert self.entity.paginator is not None
-        self.paginator = paginator_for(self.entity.paginator)
+        self.source: PageSource = job.source.pages(job.spec, claimed)
         self.errors: Counter[str] = Counter(claimed.errors)
         self.pages, self.records = claimed.pages, claimed.records
         self.next_page = claimed.next_page
@@ -118,7 +118,8 @@ class SliceRun:
         queue: asyncio.Queue[_InFlight | None] = asyncio.Queue()
         checkpointer = asyncio.create_task(self._checkpoint_in_order(queue))
         try:
-            await self._fetch_pages(queue)
+            async with self.source:
+                await self._fetch_pages(queue)
             queue.put_nowait(None)
             await checkpointer
         except BaseException:
@@ -138,9 +139,7 @@ class SliceRun:
 
     async def _fetch_pages(self, queue: asyncio.Queue[_InFlight | None]) -> None:
         cursor = self.claimed.cursor
-        position = (
-            cursor["position"] if cursor else self.paginator.first_position(self.claimed.window)
-        )
+        position = cursor["position"] if cursor else self.source.first_position()
         while not self._should_stop():
             await self.in_flight.acquire()
             try:
@@ -162,7 +161,7 @@ class SliceRun:
         A fetch has no side effects, so a stopping worker abandons it (a retry backoff or an
         open breaker can last a while) and the slice resumes from the same cursor.
         """
-        fetch = asyncio.ensure_future(self._fetch(position))
+        fetch = asyncio.ensure_future(self.source.page(position, self.errors))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait((fetch, stop), return_when=asyncio.FIRST_COMPLETED)
@@ -184,14 +183,6 @@ class SliceRun:
             self._halt(SliceOutcome("failed", ("bad_page", str(exc))))
         return None
 
-    async def _fetch(self, position: Any) -> Page:
-        params = {**self.entity.params, **self.paginator.params(position)}
-        body = await self.job.fetcher.get(self.entity.path, params, self.errors)
-        items = get_path(body, self.entity.records_path) if self.entity.records_path else body
-        if not isinstance(items, list):
-            raise ValueError(f"page at {position!r} holds no list of records")
-        return self.paginator.parse(items, position, self.claimed.window)
-
     def _send(self, page: Page) -> _InFlight:
         publish = None
         if page.records:
@@ -212,7 +203,8 @@ class SliceRun:
                     message_id=batch.message_id,
                 )
             )
-        return _InFlight(publish, len(page.records), page.next_position, page.next_position is None)
+        last = page.next_position is None
+        return _InFlight(publish, len(page.records), page.next_position, last, page.file_stats)
 
     async def _checkpoint_in_order(self, queue: asyncio.Queue[_InFlight | None]) -> None:
         while (item := await queue.get()) is not None:
@@ -248,6 +240,7 @@ class SliceRun:
             records=self.records,
             errors=dict(self.errors),
             done=item.last,
+            file_stats=item.file_stats,
         )
         job_status = await self.leases.checkpoint(*self._ids(), progress)
         if job_status is None:

@@ -17,6 +17,8 @@ class EntityTotals:
     pages: int = 0
     records: int = 0
     slices: dict[str, int] = field(default_factory=dict)
+    bytes_read: int = 0  # dump files: bytes on disk read (a done file counts whole)
+    bytes_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class JobSnapshot:
     workers: int = 0
     rate: float | None = None
     throttled: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def slices(self) -> dict[str, int]:
@@ -53,6 +56,32 @@ class JobSnapshot:
     @property
     def pages(self) -> int:
         return sum(e.pages for e in self.entities.values())
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(e.bytes_read for e in self.entities.values())
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(e.bytes_total for e in self.entities.values())
+
+    @property
+    def fraction_done(self) -> float | None:
+        """How far the job is: bytes of its dump files read, else records of the estimate."""
+        if self.bytes_total:
+            return min(1.0, self.bytes_read / self.bytes_total)
+        estimate = self.estimated_records
+        return min(1.0, self.records / estimate) if estimate else None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the job's pace so far; None while unknown."""
+        fraction = self.fraction_done
+        if self.job.terminal:
+            return 0.0
+        if not fraction:
+            return None
+        return self.seconds * (1 - fraction) / fraction
 
     @property
     def slices_total(self) -> int:
@@ -102,6 +131,15 @@ class JobSnapshot:
             "failed_slices": [vars(f) for f in self.failed],
             "workers": self.workers,
             "rate_limit": {"rate": self.rate, "throttled": self.throttled},
+            **self._dump_dict(),
+        }
+
+    def _dump_dict(self) -> dict[str, Any]:
+        if not self.bytes_total:
+            return {}
+        return {
+            "bytes": {"read": self.bytes_read, "total": self.bytes_total},
+            "files": self.files,
         }
 
 
@@ -110,7 +148,10 @@ async def read_snapshot(ledger: Ledger, job_id: str, *, details: bool = True) ->
     job = await ledger.require_job(job_id)
     rows = await ledger.rows(
         "SELECT entity, status, count(*) AS slices, sum(pages)::bigint AS pages,"
-        " sum(records)::bigint AS records, clock_timestamp() AS now"
+        " sum(records)::bigint AS records, clock_timestamp() AS now,"
+        " coalesce(sum((file_stats->>CASE WHEN status = 'done' THEN 'bytes_total'"
+        "  ELSE 'bytes_read' END)::bigint), 0)::bigint AS bytes_read,"
+        " coalesce(sum((file_stats->>'bytes_total')::bigint), 0)::bigint AS bytes_total"
         " FROM {s}.slices WHERE job_id = %s GROUP BY entity, status ORDER BY entity",
         (job_id,),
     )
@@ -124,6 +165,7 @@ async def read_snapshot(ledger: Ledger, job_id: str, *, details: bool = True) ->
         entities=snapshot.entities,
         errors=await _errors(ledger, job_id),
         failed=await _failed(ledger, job_id),
+        files=await _files(ledger, job_id) if snapshot.bytes_total else [],
         **await _activity(ledger, job_id),
     )
 
@@ -136,6 +178,8 @@ def _entities(rows: list[dict[str, Any]]) -> dict[str, EntityTotals]:
             pages=before.pages + row["pages"],
             records=before.records + row["records"],
             slices={**before.slices, row["status"]: row["slices"]},
+            bytes_read=before.bytes_read + row["bytes_read"],
+            bytes_total=before.bytes_total + row["bytes_total"],
         )
     return entities
 
@@ -159,11 +203,36 @@ async def _failed(ledger: Ledger, job_id: str, limit: int = 100) -> list[FailedS
     return [FailedSlice(**row) for row in rows]
 
 
+async def _files(ledger: Ledger, job_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Each dump slice's file and what its reader did: bytes, records, skipped and why."""
+    rows = await ledger.rows(
+        "SELECT slice_id, file, status, records, coalesce(file_stats, '{{}}') AS stats"
+        " FROM {s}.slices WHERE job_id = %s AND file IS NOT NULL ORDER BY seq LIMIT %s",
+        (job_id, limit),
+    )
+    return [
+        {
+            "slice_id": row["slice_id"],
+            "file": row["file"],
+            "status": row["status"],
+            "records": row["records"],
+            "bytes_read": row["stats"].get("bytes_read", 0),
+            "bytes_total": row["stats"].get("bytes_total", 0),
+            "skipped": row["stats"].get("skipped", 0),
+            "skip_samples": row["stats"].get("skip_samples", []),
+            "unknown_tags": row["stats"].get("unknown_tags", {}),
+        }
+        for row in rows
+    ]
+
+
 async def _activity(ledger: Ledger, job_id: str) -> dict[str, Any]:
+    """Workers holding live leases; the shared rate limit (HTTP jobs only)."""
     row = await ledger.row(
         "SELECT (SELECT count(DISTINCT worker) FROM {s}.slices WHERE job_id = %(j)s"
         "  AND status = 'running' AND lease_expires > clock_timestamp()) AS workers,"
-        " r.rate, r.throttled FROM {s}.rate_limits r WHERE r.job_id = %(j)s",
+        " (SELECT rate FROM {s}.rate_limits WHERE job_id = %(j)s) AS rate,"
+        " coalesce((SELECT throttled FROM {s}.rate_limits WHERE job_id = %(j)s), 0) AS throttled",
         {"j": job_id},
     )
     return row or {}

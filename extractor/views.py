@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from common.spec import DatasetSpec
+from extractor.dump_estimate import DumpEstimate
+from extractor.dump_files import FilePlan
 from extractor.estimate import JobEstimate
 from extractor.planner import Slice
 from extractor.ratelimit import RatePolicy
@@ -44,6 +46,61 @@ def print_plan(
     console.print(describe_estimate(sized, policy))
 
 
+def print_dump_plan(
+    console: Console, spec: DatasetSpec, plan: FilePlan, sized: DumpEstimate | None
+) -> None:
+    title = (
+        f"{spec.name}: {len(plan.slices)} files in {plan.base_path} (dry run, nothing published)"
+    )
+    table = Table(title=title)
+    for column in ("slice", "size", "records", "pages"):
+        table.add_column(column, justify="left" if column == "slice" else "right")
+    files = {f.slice_id: f for f in sized.files} if sized else {}
+    page_size = getattr(spec.source, "page_size", 1)
+    for item in plan.slices[:PLAN_ROWS]:
+        known = files.get(item.slice_id)
+        count = known.records if known else None
+        records = "-" if count is None else f"{'' if known and known.exact else '~'}{count:,}"
+        pages = "-" if count is None else f"{-(-count // page_size):,}"
+        table.add_row(item.slice_id, size_text(item.file_size), records, pages)
+    if len(plan.slices) > PLAN_ROWS:
+        table.add_row(f"... {len(plan.slices) - PLAN_ROWS} more", "", "", "")
+    console.print(table)
+    console.print("files chosen:\n  " + "\n  ".join(plan.notes))
+    console.print(describe_dump_estimate(sized, page_size))
+
+
+def describe_dump_estimate(sized: DumpEstimate | None, page_size: int) -> str:
+    if sized is None or sized.records is None:
+        unknown = [f"{f.file}: {f.error}" for f in sized.files if f.error] if sized else []
+        return "estimate: unknown" + (f" ({'; '.join(unknown)})" if unknown else "")
+    about = "" if sized.method == "counted every file" else "~"
+    text = (
+        f"estimate ({sized.method}): {about}{sized.records:,} records, {about}{sized.pages:,} "
+        f"pages of {page_size:,}; {size_text(sized.bytes)} on disk, "
+        f"{about}{size_text(sized.decompressed_bytes)} decompressed"
+    )
+    if sized.seconds is not None and sized.records_per_second:
+        text += (
+            f"\nduration (an estimate): {_seconds(sized.seconds)} to read and parse at the "
+            f"{sized.records_per_second:,.0f} records/s measured on the samples (one core); "
+            "publishing and the stores' writes come on top"
+        )
+    return text
+
+
+def size_text(value: int | None) -> str:
+    """Bytes for people: 1.5 KiB, 3.2 GiB."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} TiB"
+
+
 def describe_estimate(sized: JobEstimate | None, policy: RatePolicy) -> str:
     if sized is None or sized.records is None or sized.requests is None:
         method = sized.method if sized else "not asked"
@@ -74,24 +131,27 @@ def print_status(console: Console, snapshot: JobSnapshot) -> None:
     counts = ", ".join(f"{status} {n}" for status, n in snapshot.slices.items())
     console.print(f"slices: {snapshot.slices_total} ({counts})")
     console.print(_progress_line(snapshot))
-    rate = f"{snapshot.rate:,.1f} req/s" if snapshot.rate is not None else "-"
-    console.print(
-        f"workers holding slices: {snapshot.workers}; shared rate limit {rate} "
-        f"(lowered {snapshot.throttled} times)"
-    )
+    workers = f"workers holding slices: {snapshot.workers}"
+    if snapshot.rate is not None:
+        workers += (
+            f"; shared rate limit {snapshot.rate:,.1f} req/s (lowered {snapshot.throttled} times)"
+        )
+    console.print(workers)
     if snapshot.errors:
-        console.print("failed requests: " + _errors(snapshot.errors))
+        console.print("errors: " + _errors(snapshot.errors))
 
 
 def _progress_line(snapshot: JobSnapshot) -> str:
     estimate = snapshot.estimated_records
     line = f"records {snapshot.records:,}"
-    if estimate:
-        share = snapshot.records / estimate if estimate else 0.0
-        line += f" of ~{estimate:,} ({share:.0%})"
-        if snapshot.job.status == "running" and snapshot.records_per_second > 0:
-            left = max(0, estimate - snapshot.records) / snapshot.records_per_second
-            line += f", ETA {_seconds(left)}"
+    if snapshot.bytes_total:
+        read, total = snapshot.bytes_read, snapshot.bytes_total
+        line = f"files read {size_text(read)} of {size_text(total)} ({read / total:.0%}); " + line
+    elif estimate:
+        line += f" of ~{estimate:,} ({snapshot.records / estimate:.0%})"
+    eta = snapshot.eta_seconds
+    if snapshot.job.status == "running" and eta is not None:
+        line += f", ETA {_seconds(eta)}"
     return line + f"; pages {snapshot.pages:,}; {snapshot.records_per_second:,.0f} records/s"
 
 
@@ -120,16 +180,37 @@ def print_ledger_report(console: Console, snapshot: JobSnapshot) -> None:
     )
     if data["errors"]:
         console.print(_kinds_table(data["errors"]))
+    if data.get("files"):
+        console.print(_files_table(data["files"]))
     if data["failed_slices"]:
         console.print(_failed_table(data["failed_slices"]))
 
 
 def _kinds_table(errors: dict[str, int]) -> Table:
-    table = Table(title="failed requests by kind (retried or not)")
+    table = Table(title="errors by kind")
     table.add_column("kind")
     table.add_column("count", justify="right")
     for kind, count in errors.items():
         table.add_row(kind, f"{count:,}")
+    return table
+
+
+def _files_table(files: list[dict[str, Any]]) -> Table:
+    table = Table(title="dump files")
+    for column in ("slice", "status", "read", "records", "skipped", "first reasons skipped"):
+        right = column in ("read", "records", "skipped")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    for item in files:
+        total = item["bytes_total"] or 1
+        read = item["bytes_total"] if item["status"] == "done" else item["bytes_read"]
+        table.add_row(
+            item["slice_id"],
+            item["status"],
+            f"{read / total:.0%} of {size_text(item['bytes_total'])}",
+            f"{item['records']:,}",
+            f"{item['skipped']:,}",
+            "\n".join(reason[:100] for reason in item["skip_samples"][:3]),
+        )
     return table
 
 

@@ -17,6 +17,8 @@ import os
 import secrets
 import socket
 from enum import Enum
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aio_pika.abc import (
@@ -27,7 +29,7 @@ from aio_pika.abc import (
 
 from common.errors import BadMessageError
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec
+from common.spec import DatasetSpec, DumpSourceSpec
 from common.topology import Topology
 from extractor import metrics
 from extractor.breaker import CircuitBreaker
@@ -36,6 +38,7 @@ from extractor.finish import finish_job
 from extractor.leases import ClaimedSlice, SliceLeases
 from extractor.ledger import Ledger
 from extractor.ledger_schema import TERMINAL
+from extractor.page_sources import DumpSource, HttpSource, Source
 from extractor.shared_limit import SharedRateLimiter
 from extractor.slice_run import BROKER_ERRORS, JobContext, PageSlots, SliceRun
 from extractor.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
@@ -204,17 +207,22 @@ class WorkerPool:
         record = await self.ledger.job(job_id)
         if record is None:
             return None
-        base_url = str(record.options.get("base_url", ""))
         cached = self._jobs.get(job_id)
-        if cached is None or cached.fetcher.base_url != base_url.rstrip("/"):
+        if cached is None or cached.source.location != _location(record.options):
             spec = DatasetSpec.model_validate(record.spec_body)
             exchange = await self.topology.declare_exchanges(self.channel)
             await self.topology.declare_dataset(self.channel, self.settings.amqp.consumers, spec)
             self._forget_idle_jobs()
-            self._jobs[job_id] = JobContext(
-                job_id, spec, self._fetcher(job_id, base_url, spec), exchange
-            )
+            source = self._source(job_id, record.options, spec)
+            self._jobs[job_id] = JobContext(job_id, spec, source, exchange)
         return self._jobs[job_id]
+
+    def _source(self, job_id: str, options: dict[str, Any], spec: DatasetSpec) -> Source:
+        """Files for a dump job (no rate limit or breaker), else the HTTP fetcher."""
+        if isinstance(spec.source, DumpSourceSpec):
+            base_path = Path(str(options.get("base_path") or spec.source.base_path))
+            return DumpSource(base_path, spec.source.format, spec.source.page_size)
+        return HttpSource(self._fetcher(job_id, str(options.get("base_url", "")), spec))
 
     def _forget_idle_jobs(self) -> None:
         """Keep the job cache small in a long-lived worker: drop jobs with no running slice."""
@@ -255,6 +263,13 @@ class WorkerPool:
                 await self.leases.heartbeat()
             except Exception as exc:  # noqa: BLE001 - keep beating; checkpoints also renew
                 log.warning("heartbeat failed worker=%s error=%s", self.worker_id, exc)
+
+
+def _location(options: dict[str, Any]) -> str:
+    """Where a job's source is, as the ledger says (a resume may have moved it)."""
+    if options.get("base_path"):
+        return str(options["base_path"])
+    return str(options.get("base_url", "")).rstrip("/")
 
 
 def _ids(task: SliceTask) -> tuple[str, str]:

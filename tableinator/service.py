@@ -6,6 +6,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from common.consumer import consume
@@ -15,6 +16,14 @@ from common.spec import load_spec
 from tableinator.sink import TRANSIENT, PostgresSink, prepare_database, stage_configurer
 
 SERVICE = "tableinator"
+
+
+def _ddl_retryable(exc: BaseException) -> bool:
+    """Store unavailable, or another process creating the same schema at the same moment
+    (CREATE SCHEMA IF NOT EXISTS can still collide; the retry then finds it exists)."""
+    return isinstance(exc, (*TRANSIENT, psycopg.errors.UniqueViolation))
+
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +49,7 @@ async def run(settings: TableinatorSettings, stop: asyncio.Event) -> None:
             async with pool.connection() as conn:
                 await prepare_database(conn, spec, pg.postgres_schema)
 
-        await retry_transient(prepare, lambda exc: isinstance(exc, TRANSIENT), what="create tables")
+        await retry_transient(prepare, _ddl_retryable, what="create tables")
         sink = PostgresSink(
             pool, spec, pg.postgres_schema, bulk_load=pg.postgres_bulk_load, service=SERVICE
         )

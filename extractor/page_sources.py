@@ -1,0 +1,110 @@
+"""Where a slice's pages come from: an HTTP API through its paginator, or a dump file.
+
+A slice run asks its page source for the page at a position, in order, and checkpoints
+the position of the next one; resuming starts the source from that position. HTTP pages
+are addressed by the paginator's cursor; a dump file's position is the number of its
+records already published (``extractor.dump_pages``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+from common.records import get_path
+from common.spec import DatasetSpec, EntitySpec
+from extractor.dump_pages import DumpPages
+from extractor.dumps.formats import Format
+from extractor.fetch import JsonFetcher
+from extractor.leases import ClaimedSlice
+from extractor.paginators import Page, Window, paginator_for
+
+
+class PageSource(Protocol):
+    """The pages of one slice; entered (``async with``) for the length of a slice run."""
+
+    def first_position(self) -> Any:
+        """Where the slice starts."""
+
+    async def page(self, position: Any, errors: Counter[str]) -> Page:
+        """The page at ``position``; failures are counted by kind in ``errors``."""
+
+    async def __aenter__(self) -> PageSource: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class HttpPages:
+    """A slice's pages from a paginated JSON API (rate limit, retries: the fetcher's)."""
+
+    def __init__(self, fetcher: JsonFetcher, entity: EntitySpec, window: Window) -> None:
+        assert entity.paginator is not None
+        self.fetcher = fetcher
+        self.entity = entity
+        self.window = window
+        self.paginator = paginator_for(entity.paginator)
+
+    def first_position(self) -> Any:
+        return self.paginator.first_position(self.window)
+
+    async def page(self, position: Any, errors: Counter[str]) -> Page:
+        params = {**self.entity.params, **self.paginator.params(position)}
+        body = await self.fetcher.get(self.entity.path, params, errors)
+        items = get_path(body, self.entity.records_path) if self.entity.records_path else body
+        if not isinstance(items, list):
+            raise ValueError(f"page at {position!r} holds no list of records")
+        return self.paginator.parse(items, position, self.window)
+
+    async def __aenter__(self) -> HttpPages:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class HttpSource:
+    """An HTTP job's source: one fetcher (and shared rate limit) for all its slices."""
+
+    fetcher: JsonFetcher
+
+    @property
+    def location(self) -> str:
+        return self.fetcher.base_url
+
+    def pages(self, spec: DatasetSpec, claimed: ClaimedSlice) -> PageSource:
+        return HttpPages(self.fetcher, spec.entities[claimed.entity], claimed.window)
+
+
+@dataclass(frozen=True)
+class DumpSource:
+    """A dump job's source: the directory of its files, their format and the page size."""
+
+    base_path: Path
+    format: Format
+    page_size: int
+
+    @property
+    def location(self) -> str:
+        return str(self.base_path)
+
+    def pages(self, spec: DatasetSpec, claimed: ClaimedSlice) -> PageSource:
+        if claimed.file is None:
+            raise ValueError(f"slice {claimed.slice_id} of a dump job names no file")
+        return DumpPages(self.base_path / claimed.file, self.format, claimed.entity, self.page_size)
+
+
+Source = HttpSource | DumpSource
