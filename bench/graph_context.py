@@ -1,0 +1,302 @@
+"""What every graphinator measurement shares: settings, a Neo4j driver, namespaces.
+
+Neo4j Community has one database, which the tests beside the benchmark wipe. Each
+measurement therefore gets its own namespace: a dataset name (naming its queues) and node
+labels prefixed with it (``B1a2b3c4dReplay``, ``..Player``, ``..Format``), so its graph and
+its uniqueness constraints are its own. ``cleanup`` deletes the namespace's nodes in small
+transactions, drops its constraints and deletes its queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import neo4j
+import yaml
+from aio_pika.abc import AbstractChannel, AbstractExchange
+from neo4j import AsyncDriver, AsyncGraphDatabase
+
+from bench.broker import delete_queues
+from common.amqp import robust_channel
+from common.settings import AmqpSettings, Neo4jSettings
+from common.topology import Topology
+from graphinator.cypher import ident
+
+log = logging.getLogger(__name__)
+
+ENTITY = "replays"
+CONSUMER = "graphinator"
+CLEANUP_SECONDS = 60
+DELETE_CHUNK = 1000
+# The demo spec's graph mapping: label -> key property, the record's own label first (its
+# nodes hold most relationships, so deleting them first leaves little for the others).
+LABELS = {"Replay": "id", "Player": "userid", "Format": "name"}
+RELATIONSHIPS = ("PLAYED_BY", "IN_FORMAT")
+
+
+def graph_spec(name: str, prefix: str) -> dict[str, Any]:
+    """The demo spec's replays graph mapping, under a unique dataset name and label prefix."""
+    replay, player, fmt = (prefix + label for label in LABELS)
+    return {
+        "name": name,
+        "description": "graphinator benchmark dataset (records are published by the bench)",
+        "source": {
+            "kind": "http",
+            "base_url": "http://127.0.0.1:8899",
+            "slicing": {"kind": "none"},
+        },
+        "entities": {
+            ENTITY: {
+                "path": "/search.json",
+                "paginator": {"kind": "before_timestamp", "field": "uploadtime"},
+                "key": "id",
+                "graph": {
+                    "label": replay,
+                    "properties": {
+                        "format": "format",
+                        "uploadtime": "uploadtime",
+                        "rating": "rating",
+                        "turns": "turns",
+                        "winner": "winner",
+                    },
+                    "relationships": [
+                        {
+                            "type": "PLAYED_BY",
+                            "field": "players",
+                            "key": "userid",
+                            "target": {"label": player, "key": "userid"},
+                            "properties": {"side": "side", "rating": "rating"},
+                            "target_properties": {"name": "name"},
+                        },
+                        {
+                            "type": "IN_FORMAT",
+                            "field": "format",
+                            "target": {"label": fmt, "key": "name"},
+                        },
+                    ],
+                },
+            }
+        },
+    }
+
+
+class ForeignWork:
+    """How often other clients' queries ran in Neo4j while a measurement ran.
+
+    Samples ``SHOW TRANSACTIONS`` every ``interval`` seconds; a transaction whose current
+    query names none of the measurement's labels is someone else's (a test beside the
+    benchmark). The share of samples that saw one is reported with the measurement.
+    """
+
+    def __init__(self, ctx: GraphBenchContext, prefix: str, interval: float = 0.5) -> None:
+        self.ctx = ctx
+        self.prefix = prefix
+        self.interval = interval
+        self.samples = 0
+        self.busy = 0
+        self.seen: set[str] = set()
+
+    @property
+    def share(self) -> float:
+        return self.busy / self.samples if self.samples else 0.0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                rows = await self.ctx.query(
+                    "SHOW TRANSACTIONS YIELD currentQuery RETURN currentQuery"
+                )
+            except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError):
+                rows = []  # Neo4j restarting: the run is checked for that separately
+            queries = [str(row["currentQuery"] or "") for row in rows]
+            others = [
+                q for q in queries if q and self.prefix not in q and not q.startswith("SHOW ")
+            ]
+            self.samples += 1
+            if others:
+                self.busy += 1
+                self.seen.update(q[:80] for q in others)
+            await asyncio.sleep(self.interval)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "share": round(self.share, 2),
+            "samples": self.samples,
+            "queries": sorted(self.seen)[:5],
+        }
+
+
+@asynccontextmanager
+async def watching_foreign_work(ctx: GraphBenchContext, prefix: str) -> AsyncIterator[ForeignWork]:
+    watch = ForeignWork(ctx, prefix)
+    task = asyncio.create_task(watch.run())
+    try:
+        yield watch
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class GraphCounts:
+    """Nodes per label and relationships per type of one namespace."""
+
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+
+    @property
+    def node_total(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def relationship_total(self) -> int:
+        return sum(self.relationships.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"nodes": self.nodes, "relationships": self.relationships}
+
+
+@dataclass(frozen=True)
+class GraphNamespace:
+    """One measurement's dataset name, label prefix, spec file and queues."""
+
+    name: str
+    prefix: str
+    spec_path: Path
+
+    def label(self, base: str) -> str:
+        return self.prefix + base
+
+    @property
+    def queue(self) -> str:
+        return Topology.queue_name(CONSUMER, self.name, ENTITY)
+
+    @property
+    def baseline_queue(self) -> str:
+        return f"bench.{self.name}.one_record_per_message"
+
+    @property
+    def queues(self) -> list[str]:
+        dlq = Topology.dead_letter_queue_name(CONSUMER, self.name, ENTITY)
+        return [self.queue, dlq, self.baseline_queue]
+
+
+@dataclass
+class GraphBenchContext:
+    """Settings, the publishing channel and a Neo4j driver shared by every measurement."""
+
+    amqp: AmqpSettings
+    neo4j: Neo4jSettings
+    driver: AsyncDriver
+    channel: AbstractChannel
+    exchange: AbstractExchange
+    topology: Topology
+    workdir: Path
+    timeout: float
+    rabbitmq_version: str = "?"
+
+    def namespace(self) -> GraphNamespace:
+        token = secrets.token_hex(4)
+        name, prefix = f"bench_{token}", f"B{token}"
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(graph_spec(name, prefix), sort_keys=False))
+        return GraphNamespace(name, prefix, path)
+
+    async def query(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one auto-commit statement (the bench's own queries); its rows."""
+        async with self.driver.session(database=self.neo4j.neo4j_database) as session:
+            result = await session.run(statement, params)
+            return [record.data() for record in await result.fetch(1_000_000)]
+
+    async def counts(self, ns: GraphNamespace) -> GraphCounts:
+        """The namespace's nodes per label and relationships per type (count store)."""
+        nodes = {
+            base: await self._count(f"MATCH (n:{ident(ns.label(base))}) RETURN count(n) AS c")
+            for base in LABELS
+        }
+        # One labelled end: answered from the count store, no expansion.
+        source = ident(ns.label("Replay"))
+        relationships = {
+            rel: await self._count(f"MATCH (:{source})-[e:{ident(rel)}]->() RETURN count(e) AS c")
+            for rel in RELATIONSHIPS
+        }
+        return GraphCounts(nodes, relationships)
+
+    async def _count(self, statement: str) -> int:
+        rows = await self.query(statement)
+        return int(rows[0]["c"])
+
+    async def cleanup(self, ns: GraphNamespace) -> None:
+        """Delete the namespace's queues, nodes (1,000 per transaction) and constraints.
+
+        Tests beside the benchmark may restart Neo4j: the cleanup is retried for up to
+        ``CLEANUP_SECONDS``, so a measurement that failed leaves nothing behind.
+        """
+        await delete_queues(self.channel, ns.queues)
+        ns.spec_path.unlink(missing_ok=True)
+        for attempt in range(CLEANUP_SECONDS):
+            try:
+                await self._drop_graph(ns)
+                return
+            except (
+                neo4j.exceptions.ServiceUnavailable,
+                neo4j.exceptions.SessionExpired,
+                neo4j.exceptions.TransientError,
+                OSError,
+            ):
+                if attempt == CLEANUP_SECONDS - 1:
+                    raise
+                await asyncio.sleep(1)
+
+    async def _drop_graph(self, ns: GraphNamespace) -> None:
+        for base in LABELS:
+            await self.query(
+                f"MATCH (n:{ident(ns.label(base))}) "
+                "CALL (n) { DETACH DELETE n } "
+                f"IN TRANSACTIONS OF {DELETE_CHUNK} ROWS"
+            )
+        rows = await self.query(
+            "SHOW CONSTRAINTS YIELD name, labelsOrTypes "
+            "WHERE any(label IN labelsOrTypes WHERE label STARTS WITH $prefix) RETURN name",
+            prefix=ns.prefix,
+        )
+        for row in rows:
+            await self.query(f"DROP CONSTRAINT {ident(row['name'])} IF EXISTS")
+
+    async def neo4j_version(self) -> str:
+        rows = await self.query(
+            "CALL dbms.components() YIELD versions, edition RETURN versions[0] AS version, edition"
+        )
+        return f"{rows[0]['version']} {rows[0]['edition']}" if rows else "?"
+
+
+@asynccontextmanager
+async def graph_context(workdir: Path, limit_seconds: float) -> AsyncIterator[GraphBenchContext]:
+    """The broker channel and Neo4j driver of one benchmark run, closed at its end."""
+    amqp, settings = AmqpSettings(), Neo4jSettings()
+    driver = AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth)
+    try:
+        async with robust_channel(amqp.url, name="bench") as (connection, channel):
+            transport = connection.transport
+            server = transport.connection.server_properties if transport else {}
+            topology = Topology(amqp.amqp_exchange)
+            yield GraphBenchContext(
+                amqp=amqp,
+                neo4j=settings,
+                driver=driver,
+                channel=channel,
+                exchange=await topology.declare_exchanges(channel),
+                topology=topology,
+                workdir=workdir,
+                timeout=limit_seconds,
+                rabbitmq_version=str(server.get("version", "?")),
+            )
+    finally:
+        await driver.close()
