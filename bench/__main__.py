@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bench import graphinator
+from bench import extractor_cli, graphinator
 from bench.report import print_results
 from bench.tableinator import Options, run_bench
 
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_graphinator(commands)
+    extractor_cli.add_parser(commands)
 
     plot = commands.add_parser("plot", help="draw the sweep of a --json results file")
     plot.add_argument("results", type=Path, help="a JSON file written by --json")
@@ -163,6 +164,8 @@ def _add_graphinator(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 def _plot(result: dict[str, Any], out: Path | None) -> Path:
     """Draw a results file's sweep with the benchmark's own plot."""
+    if result.get("benchmark") == "extractor":
+        return extractor_cli.plot(result, out)[0]
     if result.get("benchmark") == "graphinator":
         from bench.graphinator_plot import plot_graph_sweep
 
@@ -204,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "graphinator":
         _write(args, _run_graphinator(args))
+        return
+    if args.command == "extractor":
+        extractor_cli.run(args)
         return
     options = Options(
         records=args.records,

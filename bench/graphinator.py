@@ -43,7 +43,9 @@ from common.settings import ConsumerSettings, consumer_settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# The issue's floors, and DESIGN.md's targets (nodes+relationships/s against the baseline).
+# The issue's floors, and DESIGN.md's targets. The rate ("10k records/s including
+# relationships"; DESIGN.md: "nodes+rels/s ... >= 20k rec/s") reads two ways, so both are
+# judged: records/s (a record with all its relationships written) and nodes+rels/s.
 TARGET_VS_BASELINE = 20.0
 TARGET_RATE = 10_000.0
 DESIGN_VS_BASELINE = 50.0
@@ -328,6 +330,8 @@ def summarise(measurements: list[Measurement]) -> dict[str, Any]:
         "design_records_per_second": DESIGN_RATE,
         "rate_target_met": first.rate >= TARGET_RATE,
         "design_rate_met": first.rate >= DESIGN_RATE,
+        "graph_rate_target_met": graph_rate(first) >= TARGET_RATE,
+        "design_graph_rate_met": graph_rate(first) >= DESIGN_RATE,
         "rerun_records_per_second": round(unchanged.rate, 1),
         "rerun_speedup": round(unchanged.rate / first.rate, 2),
         "vs_discogsography_anchor": round(first.rate / DISCOGSOGRAPHY_RECORDS_PER_SECOND, 1),

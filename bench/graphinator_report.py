@@ -79,7 +79,7 @@ def targets_table(summary: dict[str, Any]) -> Table:
         return "-" if met is None else ("yes" if met else "MISSED")
 
     table.add_row(
-        "first load records/s (incl. relationships)",
+        "first load records/s (each with its relationships)",
         f"{summary['first_load_records_per_second']:,.0f}",
         f">= {summary['target_records_per_second']:,.0f}",
         verdict(summary["rate_target_met"]),
@@ -95,14 +95,15 @@ def targets_table(summary: dict[str, Any]) -> Table:
             f">= {summary['design_vs_baseline']:.0f}x",
             verdict(summary["design_baseline_met"]),
         )
-    table.add_row(
-        "first load nodes+rels/s",
-        f"{summary['first_load_graph_items_per_second']:,.0f}",
-        "-",
-        "-",
-        "-",
-        "-",
-    )
+    if "graph_rate_target_met" in summary:
+        table.add_row(
+            "first load nodes+rels/s (the other reading)",
+            f"{summary['first_load_graph_items_per_second']:,.0f}",
+            f">= {summary['target_records_per_second']:,.0f}",
+            verdict(summary["graph_rate_target_met"]),
+            f">= {summary['design_records_per_second']:,.0f}",
+            verdict(summary["design_graph_rate_met"]),
+        )
     table.add_row(
         "unchanged re-run vs first load",
         f"{summary['rerun_speedup']:.2f}x ({summary['rerun_records_per_second']:,.0f} rec/s)",

@@ -39,18 +39,33 @@ async def sink(namespace: str) -> AsyncIterator[None]:
 
 
 def peak_rss_mib(args: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int]:
-    """Run ``python -m extractor ARGS``; its peak RSS (MiB), wall seconds and exit code."""
+    """Run ``python -m extractor ARGS``; its peak RSS (MiB), wall seconds and exit code.
+
+    The peak is the child's own VmHWM, sampled from /proc until it exits: ``ru_maxrss``
+    of a child started by a large parent reports the parent's high-water mark instead.
+    """
     started = time.monotonic()
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "extractor", *args], env=env, stdout=out, stderr=out
         )
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, vm_hwm_mib(process.pid))
+        time.sleep(0.1)
+    return peak, time.monotonic() - started, process.returncode
+
+
+def vm_hwm_mib(pid: int) -> float:
+    """The process's peak resident set since it started, MiB (0 once it is gone)."""
     try:
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        process.returncode = 0  # reaped above
-    print(f"cpu user {usage.ru_utime:.1f} s, system {usage.ru_stime:.1f} s")
-    return usage.ru_maxrss / 1024, time.monotonic() - started, os.waitstatus_to_exitcode(status)
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def run_over(tmp_path: Path, namespace: str, records: int) -> tuple[float, float]:
