@@ -109,7 +109,7 @@ def _add_graphinator(commands: argparse._SubParsersAction[argparse.ArgumentParse
             "relationships and one IN_FORMAT) and measures, in one run: the baselines, one "
             "transaction per record with its MERGEs, prefetch 1 ((a) a statement per MERGE "
             "group, (b) one statement); graphinator at its settings into an empty graph; the "
-            "same records again unchanged and with 10%% changed; optionally a batch size "
+            "same records again unchanged and with 10% changed; optionally a batch size "
             "sweep. Needs RabbitMQ and Neo4j (scripts/services.sh start); every measurement "
             "uses its own labels and deletes them afterwards."
         ),
@@ -136,7 +136,8 @@ def _add_graphinator(commands: argparse._SubParsersAction[argparse.ArgumentParse
         type=int,
         default=defaults.repeat,
         metavar="N",
-        help="rounds of graphinator's three runs (and of each sweep cell); medians are reported",
+        help="rounds of the baselines and graphinator's three runs (and of each sweep cell);"
+        " medians are reported",
     )
     graph.add_argument("--sweep", action="store_true", help="add a batch size sweep")
     graph.add_argument("--sweep-records", type=int, default=defaults.sweep_records, metavar="N")

@@ -48,7 +48,7 @@ def plot_graph_sweep(result: dict[str, Any], out: Path) -> Path:
     )
     floor = result["summary"].get("target_records_per_second")
     if floor:
-        label = f"issue floor, {floor:,.0f}/s"
+        label = f"issue floor, {floor:,.0f} records/s"
         records.axhline(floor / 1000, color="red", linestyle="--", linewidth=1, label=label)
     records.set_title("records / s")
     for axis in axes:

@@ -178,11 +178,7 @@ class GraphinatorSettings(_ServiceSettings):
     """Everything graphinator reads at start."""
 
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
-    # One write at a time: batches share target nodes (players, genres), so concurrent
-    # transactions would mostly wait on each other's locks.
-    batch: ConsumerSettings = Field(
-        default_factory=lambda: consumer_settings("NEO4J", writes_in_flight=1)
-    )
+    batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("NEO4J"))
 
 
 class ExtractorSettings(_ServiceSettings):

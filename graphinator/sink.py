@@ -30,6 +30,18 @@ TRANSIENT = (
 )
 
 
+# A node deleted by another client under a running batch: the batch is fine, retry it.
+RETRY_CODES = frozenset({"Neo.ClientError.Statement.EntityNotFound"})
+
+
+def _by_key(row: dict[str, Any]) -> str:
+    return str(row["key"])
+
+
+def _by_target(row: dict[str, Any]) -> str:
+    return str(row["dst"])
+
+
 class Neo4jSink:
     """MERGEs batches of one dataset's entities into the graph."""
 
@@ -52,7 +64,9 @@ class Neo4jSink:
         }
 
     def is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, neo4j.exceptions.Neo4jError) and exc.is_retryable():
+        if isinstance(exc, neo4j.exceptions.Neo4jError) and (
+            exc.is_retryable() or exc.code in RETRY_CODES
+        ):
             return True
         return isinstance(exc, TRANSIENT)
 
@@ -114,7 +128,8 @@ async def _write_batch(
     tx: AsyncManagedTransaction, queries: EntityQueries, records: list[PreparedRecord]
 ) -> BatchOutcome:
     outcome = BatchOutcome()
-    rows = [node_row(queries.graph, record) for record in records]
+    # Sorted: two batches in flight then take their node locks in the same order.
+    rows = sorted((node_row(queries.graph, record) for record in records), key=_by_key)
     result = await tx.run(queries.nodes, rows=rows)
     keys = await result.single(strict=True)
     changed: list[Any] = keys["changed"]
@@ -127,11 +142,13 @@ async def _write_batch(
     changed_records = [record for record in records if record.key in changed_keys]
     for rel in queries.relationships:
         if updated:
-            outcome.add((await (await tx.run(rel.delete, keys=updated)).consume()).counters)
+            keys_in_order = sorted(updated, key=str)
+            outcome.add((await (await tx.run(rel.delete, keys=keys_in_order)).consume()).counters)
         rel_rows = [
             row for record in changed_records for row in relationship_rows(rel.spec, record)
         ]
         if rel_rows:
+            rel_rows.sort(key=_by_target)
             outcome.add((await (await tx.run(rel.merge, rels=rel_rows)).consume()).counters)
     return outcome
 

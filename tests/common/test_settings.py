@@ -44,7 +44,9 @@ def test_unreadable_secret_file_is_a_config_error(monkeypatch: pytest.MonkeyPatc
 
 
 def test_store_defaults_yield_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert GraphinatorSettings().batch.writes_in_flight == 1
+    assert GraphinatorSettings().batch.writes_in_flight == 2
     assert TableinatorSettings().batch.writes_in_flight == 2
+    monkeypatch.setenv("POSTGRES_WRITES_IN_FLIGHT", "1")
+    assert TableinatorSettings().batch.writes_in_flight == 1
     monkeypatch.setenv("NEO4J_WRITES_IN_FLIGHT", "3")
     assert GraphinatorSettings().batch.writes_in_flight == 3

@@ -38,9 +38,7 @@ def tableinator_settings(
 
 
 def graphinator_settings(spec: Path) -> GraphinatorSettings:
-    batch = consumer_settings("NEO4J", writes_in_flight=1).model_copy(
-        update={"batch_flush_interval": 0.2}
-    )
+    batch = consumer_settings("NEO4J").model_copy(update={"batch_flush_interval": 0.2})
     return GraphinatorSettings(dataset=DatasetSettings(dataset_spec=str(spec)), batch=batch)
 
 
