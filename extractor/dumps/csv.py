@@ -17,24 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from extractor.dumps.errors import DumpFormatError, DumpTruncatedError
-from extractor.dumps.files import ByteStream, DumpFile, DumpStats, pages, read_lines
+from extractor.dumps.files import ByteStream, DumpStats, pages, read_lines, records_of_file
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-_PROGRESS_EVERY = 1000
 
 
 def iter_records(path: Path, *, stats: DumpStats | None = None) -> Iterator[Record]:
     """Every row of a CSV file as a dict keyed by the header, in file order."""
-    stats = stats if stats is not None else DumpStats()
-    with DumpFile(path) as dump:
-        stats.file, stats.bytes_total = str(path), dump.size
-        for record in parse_stream(dump.stream, name=str(path), stats=stats):
-            if stats.records % _PROGRESS_EVERY == 0:
-                stats.bytes_read = dump.position
-            yield record
-        stats.bytes_read = dump.position
+    return records_of_file(path, parse_stream, stats)
 
 
 def iter_pages(

@@ -133,3 +133,26 @@ def pages(records: Iterable[dict[str, Any]], page_size: int) -> Iterator[list[di
             page = []
     if page:
         yield page
+
+
+class StreamParser(Protocol):
+    def __call__(
+        self, stream: ByteStream, *, name: str, stats: DumpStats
+    ) -> Iterator[dict[str, Any]]: ...
+
+
+PROGRESS_EVERY = 1000
+
+
+def records_of_file(
+    path: Path, parse: StreamParser, stats: DumpStats | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every record ``parse`` finds in a dump file (gzip or plain), with read progress."""
+    stats = stats if stats is not None else DumpStats()
+    with DumpFile(path) as dump:
+        stats.file, stats.bytes_total = str(path), dump.size
+        for record in parse(dump.stream, name=str(path), stats=stats):
+            if stats.records % PROGRESS_EVERY == 0:
+                stats.bytes_read = dump.position
+            yield record
+        stats.bytes_read = dump.position
