@@ -9,8 +9,10 @@ testcontainers instead and the environment is pointed at them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,24 @@ async def pg(namespace: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 
 
 @pytest.fixture
-async def neo4j_driver() -> AsyncIterator[AsyncDriver]:
-    """A driver on an empty graph (Community has one database: tests run one at a time)."""
+def graph_lock() -> Iterator[None]:
+    """Neo4j Community has one database: test sessions on one machine take turns with it.
+
+    An exclusive lock on a file shared by every checkout, held for the whole test, so a
+    second pytest run (another clone, a benchmark) waits instead of wiping this one's graph.
+    """
+    path = Path(tempfile.gettempdir()) / "backfill-tests-neo4j.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+async def neo4j_driver(graph_lock: None) -> AsyncIterator[AsyncDriver]:
+    """A driver on an empty graph, this test's alone while it runs (see graph_lock)."""
     settings = Neo4jSettings()
     driver = AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth)
     await wipe_graph(driver)
