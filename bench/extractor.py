@@ -117,7 +117,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
 
 
 async def _rate_runs(
-    ctx: ExtractorBenchContext, options: Options, rate: int, concurrency: int
+    ctx: ExtractorBenchContext, options: Options, rate: int, concurrency: int | None
 ) -> list[tuple[str, RequestWindow]]:
     """The baseline and the project's runs at one rate limit, each against a fresh API."""
     records = job_records(rate, options.job_seconds)
@@ -154,12 +154,12 @@ async def _measure(
             async with demo_api(records, latency_ms=options.latency_ms, rate_limit=rate) as api:
                 if limits is None:
                     return await sequential_baseline(ctx, ns, api, options.baseline_pages)
-                assert concurrency is not None
                 return await project_run(ctx, ns, api, limits, concurrency)
         finally:
             await ctx.cleanup(ns)
 
-    what = "the baseline" if limits is None else f"{limits} with concurrency {concurrency}"
+    workers = concurrency or "sized from the maximum rate"
+    what = "the baseline" if limits is None else f"{limits} with concurrency {workers}"
     return await ctx.unspoiled(f"{what} at R={rate}", once)
 
 

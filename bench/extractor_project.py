@@ -25,6 +25,7 @@ from bench.extractor_rates import RequestWindow
 from bench.measure import sampling_rss
 from common.settings import AmqpSettings, DatasetSettings, ExtractorSettings
 from extractor.backfill import JobOptions, run_backfill
+from extractor.ratelimit import RatePolicy, slice_concurrency
 
 TIMEOUT_SECONDS = 600.0  # give up on a job that does not end
 POLL_SECONDS = 0.25  # how often the limiter's rate is read from the ledger
@@ -39,7 +40,7 @@ class Limits:
 
 
 def project_settings(
-    ctx: ExtractorBenchContext, ns: Namespace, spec_path: str, url: str, concurrency: int
+    ctx: ExtractorBenchContext, ns: Namespace, spec_path: str, url: str, concurrency: int | None
 ) -> ExtractorSettings:
     """Settings from the environment, with this namespace's spec, source, ledger and queue."""
     return ExtractorSettings().model_copy(
@@ -55,7 +56,7 @@ def project_settings(
 
 
 async def project_run(
-    ctx: ExtractorBenchContext, ns: Namespace, api: DemoApi, limits: Limits, concurrency: int
+    ctx: ExtractorBenchContext, ns: Namespace, api: DemoApi, limits: Limits, concurrency: int | None
 ) -> RequestWindow:
     """One job over the whole demo range; what the API saw while it ran."""
     spec = ns.write_spec(api.url, limits.initial, limits.maximum)
@@ -84,7 +85,9 @@ async def project_run(
             "maximum_rate": limits.maximum,
             "errors": report.errors,
             "fetch_seconds": round(report.fetch_seconds, 3),
-            "concurrency": settings.extractor_concurrency,
+            "concurrency": slice_concurrency(
+                settings.extractor_concurrency, RatePolicy(limits.initial, limits.maximum)
+            ),
             "limiter": limit.series(started),
             "limiter_decreases": limit.throttled,
             "api_stats": stats,

@@ -185,7 +185,11 @@ class ExtractorSettings(_ServiceSettings):
     """Everything the extractor reads at start."""
 
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    extractor_concurrency: int = Field(8, ge=1, description="Slices fetched at once.")
+    extractor_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Slices fetched at once; unset: enough to reach the spec's maximum rate.",
+    )
     extractor_connect_timeout: float = Field(5.0, gt=0)
     extractor_read_timeout: float = Field(30.0, gt=0)
     extractor_max_retries: int = Field(8, ge=0)

@@ -23,6 +23,7 @@ from extractor import backfill
 from extractor.backfill import Interrupted, JobOptions
 from extractor.dump_estimate import DumpEstimate
 from extractor.estimate import JobEstimate
+from extractor.ratelimit import rate_policy
 from extractor.report import JobReport, print_report
 from extractor.views import print_dump_plan, print_ledger_report, print_plan, print_status
 
@@ -187,7 +188,7 @@ async def _plan(args: argparse.Namespace, settings: ExtractorSettings) -> int:
         body = {"dataset": spec.name, "slices": len(slices), "estimate": sized and sized.as_dict()}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:
-        policy = backfill.rate_policy(spec)
+        policy = rate_policy(spec)
         assert isinstance(sized, JobEstimate | None) and policy is not None
         print_plan(Console(), spec, slices, sized, policy)
     return 0

@@ -29,7 +29,7 @@ from extractor.fetch import JsonFetcher, http_session
 from extractor.ledger import NewJob, open_ledger
 from extractor.options import JobOptions
 from extractor.planner import Slice, plan_slices
-from extractor.ratelimit import AdaptiveRateLimiter, RatePolicy
+from extractor.ratelimit import AdaptiveRateLimiter, rate_policy, slice_concurrency
 from extractor.report import JobReport
 from extractor.snapshot import JobSnapshot, read_snapshot
 from extractor.worker import WorkerPool
@@ -39,6 +39,7 @@ __all__ = [
     "JobOptions",
     "JobReport",
     "cancel",
+    "create_job",
     "estimate",
     "job_report",
     "job_status",
@@ -60,14 +61,6 @@ def http_source(spec: DatasetSpec) -> HttpSourceSpec:
     if not isinstance(spec.source, HttpSourceSpec):
         raise ConfigError(f"dataset {spec.name}: source kind {spec.source.kind} is not http")
     return spec.source
-
-
-def rate_policy(spec: DatasetSpec) -> RatePolicy | None:
-    """The HTTP source's rate limit; files have none."""
-    if not isinstance(spec.source, HttpSourceSpec):
-        return None
-    limit = spec.source.rate_limit
-    return RatePolicy(limit.initial, limit.maximum)
 
 
 def plan(spec: DatasetSpec, options: JobOptions, *, dump_path: str | None = None) -> list[Slice]:
@@ -99,12 +92,8 @@ async def estimate(
     source = http_source(spec)
     policy = rate_policy(spec)
     assert policy is not None
-    session = http_session(
-        concurrency=settings.extractor_concurrency,
-        connect_timeout=settings.extractor_connect_timeout,
-        read_timeout=settings.extractor_read_timeout,
-    )
-    async with session:
+    concurrency = slice_concurrency(settings.extractor_concurrency, policy)
+    async with http_session(settings, concurrency) as session:
         fetcher = JsonFetcher(
             session,
             settings.extractor_source_url or source.base_url,
@@ -119,6 +108,17 @@ async def estimate(
         return await estimate_job(fetcher, spec, slices, policy)
 
 
+def largest_first(slices: list[Slice], sized: JobEstimate | DumpEstimate | None) -> list[str]:
+    """Slice ids, the largest by the estimate first (else in plan order).
+
+    Slices run side by side, so the job ends with whatever starts last: small slices at the
+    end keep the tail short, while the source's rate limit is still used in full.
+    """
+    sizes = sized.per_slice if sized is not None else {}
+    ordered = sorted(slices, key=lambda item: -(sizes.get(item.slice_id) or 0))
+    return [item.slice_id for item in ordered]
+
+
 async def run_backfill(
     settings: ExtractorSettings,
     options: JobOptions = JobOptions(),  # noqa: B008 - frozen, so a shared default is safe
@@ -126,6 +126,17 @@ async def run_backfill(
     interrupt: asyncio.Event | None = None,
 ) -> JobReport:
     """Plan a new job into the ledger, run it, and (if asked) wait for both stores."""
+    job_id, todo = await create_job(settings, options)
+    async with open_ledger(settings) as ledger:
+        console = console or Console(stderr=True)
+        return await drive(settings, ledger, job_id, todo, options, console, interrupt)
+
+
+async def create_job(
+    settings: ExtractorSettings,
+    options: JobOptions = JobOptions(),  # noqa: B008
+) -> tuple[str, list[str]]:
+    """Plan a new job into the ledger (nothing queued or run); its id and slices in run order."""
     spec = load_spec(settings.dataset.dataset_spec)
     slices = plan(spec, options, dump_path=settings.extractor_dump_path)
     job_id = options.job_id or new_job_id(spec.name)
@@ -140,10 +151,8 @@ async def run_backfill(
             estimate=sized.as_dict() if sized else None,
         )
         await ledger.create_job(job, slices, rate_policy(spec))
-        log.info("job planned job=%s dataset=%s slices=%d", job_id, spec.name, len(slices))
-        todo = [s.slice_id for s in slices]
-        console = console or Console(stderr=True)
-        return await drive(settings, ledger, job_id, todo, options, console, interrupt)
+    log.info("job planned job=%s dataset=%s slices=%d", job_id, spec.name, len(slices))
+    return job_id, largest_first(slices, sized)
 
 
 async def resume_backfill(
@@ -205,7 +214,8 @@ async def recent_jobs(settings: ExtractorSettings, limit: int = 20) -> list[dict
 
 async def run_worker(settings: ExtractorSettings, stop: asyncio.Event) -> None:
     """Work on slice tasks of the dataset's jobs until ``stop`` is set (``extractor worker``)."""
-    dataset = load_spec(settings.dataset.dataset_spec).name
+    spec = load_spec(settings.dataset.dataset_spec)
+    concurrency = slice_concurrency(settings.extractor_concurrency, rate_policy(spec))
     async with AsyncExitStack() as stack:
         ledger = await stack.enter_async_context(open_ledger(settings))
         connection, channel = await stack.enter_async_context(
@@ -214,14 +224,16 @@ async def run_worker(settings: ExtractorSettings, stop: asyncio.Event) -> None:
         await stack.enter_async_context(
             serve_metrics(settings.observability, lambda: not connection.is_closed)
         )
-        session = await stack.enter_async_context(
-            http_session(
-                concurrency=settings.extractor_concurrency,
-                connect_timeout=settings.extractor_connect_timeout,
-                read_timeout=settings.extractor_read_timeout,
-            )
+        session = await stack.enter_async_context(http_session(settings, concurrency))
+        pool = WorkerPool(
+            settings,
+            ledger,
+            connection,
+            channel,
+            session,
+            dataset=spec.name,
+            concurrency=concurrency,
         )
-        pool = WorkerPool(settings, ledger, connection, channel, session, dataset=dataset)
         await pool.run(stop)
 
 

@@ -31,6 +31,7 @@ from extractor.ledger import JobRecord, Ledger
 from extractor.metrics import observe_job
 from extractor.options import JobOptions
 from extractor.progress import JobProgress
+from extractor.ratelimit import rate_policy, slice_concurrency
 from extractor.report import JobReport, build_report
 from extractor.snapshot import JobSnapshot, read_snapshot
 from extractor.tasks import SliceTask, enqueue, work_queue_name
@@ -92,7 +93,7 @@ class _Broker:
     exchange: AbstractExchange
     expected: list[tuple[str, str]]
     waiter: CompletionWaiter
-    dataset: str
+    spec: DatasetSpec
 
     @classmethod
     async def open(
@@ -108,7 +109,7 @@ class _Broker:
         waiter = CompletionWaiter(channel, topology, job.job_id)
         await waiter.listen()  # before anything can publish the end of the job
         stack.push_async_callback(waiter.close)
-        return cls(connection, channel, exchange, expected, waiter, job.dataset)
+        return cls(connection, channel, exchange, expected, waiter, spec)
 
 
 @asynccontextmanager
@@ -123,12 +124,8 @@ async def _local_workers(
     if not options.local_workers:
         yield
         return
-    session = http_session(
-        concurrency=settings.extractor_concurrency,
-        connect_timeout=settings.extractor_connect_timeout,
-        read_timeout=settings.extractor_read_timeout,
-    )
-    async with session:
+    concurrency = slice_concurrency(settings.extractor_concurrency, rate_policy(broker.spec))
+    async with http_session(settings, concurrency) as session:
         stop = asyncio.Event()
         pool = WorkerPool(
             settings,
@@ -136,7 +133,8 @@ async def _local_workers(
             broker.connection,
             broker.channel,
             session,
-            dataset=broker.dataset,
+            dataset=broker.spec.name,
+            concurrency=concurrency,
             on_slice_end=watch.wake,
         )
         task = asyncio.create_task(pool.run(stop))

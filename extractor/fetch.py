@@ -1,9 +1,11 @@
 """Fetching JSON pages: rate limit, circuit breaker, retries with backoff and jitter.
 
-Every response feeds the limiter: 429 (and 503 with Retry-After) halve the rate and pause
-for Retry-After, a bare 503 takes a tenth off;
-RateLimit-Remaining 0 pauses until RateLimit-Reset; latency rising well above its floor
-takes a tenth off; healthy responses earn increases. Failed requests are counted by kind
+Every response feeds the limiter, naming the epoch its request was sent under (so one
+overload lowers the rate once): 429 (and 503 with Retry-After) halve the rate and pause for
+Retry-After, a bare 503 takes a tenth off; RateLimit-Remaining 0 pauses until
+RateLimit-Reset, under half of RateLimit-Limit takes a twentieth off, under three quarters
+holds the rate; latency rising well above its floor takes a tenth off; healthy responses
+earn increases. Failed requests are counted by kind
 (``timeout``, ``connection``, ``http_429``, ``http_503``, ``malformed``, ...) for the report.
 """
 
@@ -22,10 +24,14 @@ import orjson
 
 from common.errors import BackfillError, TransientError
 from common.resilience import Backoff
+from common.settings import ExtractorSettings
 from extractor import metrics
 from extractor.breaker import CircuitBreaker
 from extractor.ratelimit import (
     LATENCY_FACTOR,
+    PACING_FACTOR,
+    QUOTA_HOLD,
+    QUOTA_PACE,
     QUOTA_SPENT_FACTOR,
     THROTTLED_FACTOR,
     LatencyTracker,
@@ -83,11 +89,12 @@ def quota(headers: Mapping[str, str]) -> tuple[int | None, int | None, float | N
     return number("RateLimit-Limit"), number("RateLimit-Remaining"), seconds
 
 
-def http_session(
-    *, concurrency: int, connect_timeout: float, read_timeout: float
-) -> aiohttp.ClientSession:
+def http_session(settings: ExtractorSettings, concurrency: int) -> aiohttp.ClientSession:
     """One pooled HTTP client per process; source headers go on each request."""
-    timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
+    timeout = aiohttp.ClientTimeout(
+        sock_connect=settings.extractor_connect_timeout,
+        sock_read=settings.extractor_read_timeout,
+    )
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
 
@@ -177,7 +184,7 @@ class JsonFetcher:
         return data
 
     async def _get_once(self, path: str, params: dict[str, Any]) -> Any:
-        await self.limiter.acquire()
+        epoch = await self.limiter.acquire()
         self.requests += 1
         started = time.monotonic()
         try:
@@ -190,7 +197,7 @@ class JsonFetcher:
         except aiohttp.ClientError as exc:
             message = f"{type(exc).__name__}: {exc}"
             raise RetryableSourceError(message, "connection", source_down=True) from exc
-        await self._feedback(status, headers, time.monotonic() - started, url)
+        await self._feedback(status, headers, time.monotonic() - started, url, epoch)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -198,21 +205,33 @@ class JsonFetcher:
             raise RetryableSourceError(message, "malformed", source_down=False) from exc
 
     async def _feedback(
-        self, status: int, headers: Mapping[str, str], seconds: float, url: str
+        self, status: int, headers: Mapping[str, str], seconds: float, url: str, epoch: int
     ) -> None:
-        """Tell the limiter what this response says about the source's capacity."""
+        """Tell the limiter what this response (sent under ``epoch``) says about capacity."""
         if status in THROTTLED:
             pause = retry_after_seconds(headers.get("Retry-After"))
             # A 503 without Retry-After is as likely a fault as overload: a gentler step.
             factor = THROTTLED_FACTOR if status == 429 or pause else LATENCY_FACTOR
-            await self.limiter.on_throttled(pause, factor)
+            await self.limiter.on_throttled(pause, factor, epoch)
         if status >= 400:
             raise status_error(status, url)
         limit, remaining, reset = quota(headers)
         if remaining == 0 and reset:
-            await self.limiter.on_throttled(reset, QUOTA_SPENT_FACTOR)
+            await self.limiter.on_throttled(reset, QUOTA_SPENT_FACTOR, epoch)
+        elif self._draining(limit, remaining, reset):
+            await self.limiter.on_throttled(None, PACING_FACTOR, epoch)
         if self.latency.observe(seconds):
             log.info("latency rising ewma=%.3fs floor=%.3fs", self.latency.ewma, self.latency.floor)
-            await self.limiter.on_throttled(None, LATENCY_FACTOR)
-        quota_low = remaining is not None and bool(limit) and remaining < 0.1 * (limit or 0)
+            await self.limiter.on_throttled(None, LATENCY_FACTOR, epoch)
+        quota_low = limit is not None and remaining is not None and remaining < QUOTA_HOLD * limit
         self.limiter.on_success(hold=quota_low or self.latency.rising)
+
+    def _draining(self, limit: int | None, remaining: int | None, reset: float | None) -> bool:
+        """Less than half the quota is left and this rate would spend it before the reset.
+
+        Pacing by the quota the source reports keeps the rate just under its limit instead
+        of running the quota down to 0 and paying for it with a pause.
+        """
+        if not limit or remaining is None or remaining >= QUOTA_PACE * limit:
+            return False
+        return not reset or self.limiter.rate > remaining / reset

@@ -1,10 +1,14 @@
 """Adaptive rate limiting: the AIMD policy, the latency signal, and an in-process limiter.
 
 The policy: start at the spec's initial rate; every ``increase_every`` healthy responses
-raise it (x1.1 + 1) unless latency is rising or the quota is nearly spent; on 429/503 halve
-it and pause for Retry-After; when RateLimit-Remaining reaches 0, take a fifth off and pause
-until RateLimit-Reset; when latency rises well above its floor, take a tenth off. Never
-above the maximum, never below the minimum. A job's workers share one limiter through the
+raise it (x1.1 + 1) unless latency is rising or the quota is getting spent
+(RateLimit-Remaining under three quarters of RateLimit-Limit); when less than half of the
+quota is left, take a twentieth off; on 429/503 halve it and pause for Retry-After; when
+RateLimit-Remaining reaches 0, take a fifth off and pause until RateLimit-Reset; when latency
+rises well above its floor, take a tenth off. Never above the maximum, never below the
+minimum. A decrease happens once per *epoch*: every request carries the epoch it was sent
+under, and the responses to requests sent before a decrease cannot lower the rate again
+(a burst of 429s answers one overload, not many). A job's workers share one limiter through the
 ledger (``extractor.shared_limit``); ``AdaptiveRateLimiter`` is the same policy in one
 process, for the dry run's count requests.
 """
@@ -12,13 +16,21 @@ process, for the dry run's count requests.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from common.spec import DatasetSpec, HttpSourceSpec
+
 THROTTLED_FACTOR = 0.5  # 429 or 503
 QUOTA_SPENT_FACTOR = 0.8  # RateLimit-Remaining: 0
 LATENCY_FACTOR = 0.9  # latency well above its floor
+PACING_FACTOR = 0.95  # less than half of RateLimit-Limit remaining
+QUOTA_HOLD = 0.75  # no increase while less than this share of RateLimit-Limit remains
+QUOTA_PACE = 0.5  # slow down a little while less than this share remains
+ASSUMED_PAGE_SECONDS = 0.25  # page latency the default concurrency can keep up with
+MIN_CONCURRENCY, MAX_CONCURRENCY = 8, 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,29 @@ class RatePolicy:
     def burst(self, rate: float) -> float:
         """Tokens a bucket may hold: ``burst_seconds`` of the current rate, at least one."""
         return max(1.0, rate * self.burst_seconds)
+
+
+def rate_policy(spec: DatasetSpec) -> RatePolicy | None:
+    """The HTTP source's rate limit; files have none."""
+    if not isinstance(spec.source, HttpSourceSpec):
+        return None
+    limit = spec.source.rate_limit
+    return RatePolicy(limit.initial, limit.maximum)
+
+
+def slice_concurrency(configured: int | None, policy: RatePolicy | None) -> int:
+    """Slices to run at once: as configured, else enough to reach the maximum rate.
+
+    A slice fetches one page after the other (the next cursor comes from this page), so it
+    sends at most 1 / latency requests a second; reaching the spec's maximum needs
+    ``maximum x latency`` slices in flight. The limiter, not the concurrency, bounds the rate.
+    """
+    if configured is not None:
+        return configured
+    if policy is None:
+        return MIN_CONCURRENCY
+    wanted = math.ceil(policy.maximum * ASSUMED_PAGE_SECONDS)
+    return max(MIN_CONCURRENCY, min(MAX_CONCURRENCY, wanted))
 
 
 class LatencyTracker:
@@ -89,14 +124,17 @@ class LatencyTracker:
 class RateLimiter(Protocol):
     """What the fetcher needs from a limiter."""
 
-    async def acquire(self) -> None:
-        """Wait until one request may be sent."""
+    rate: float  # requests a second allowed now
+
+    async def acquire(self) -> int:
+        """Wait until one request may be sent; the epoch it is sent under."""
 
     def on_success(self, *, hold: bool = False) -> None:
         """A healthy response; ``hold`` (latency rising, quota low) blocks any increase."""
 
-    async def on_throttled(self, pause: float | None, factor: float) -> None:
-        """Slow down by ``factor`` and, if ``pause`` is given, send nothing for that long."""
+    async def on_throttled(self, pause: float | None, factor: float, seen: int) -> None:
+        """Slow down by ``factor`` unless the rate changed since epoch ``seen``; if ``pause``
+        is given, send nothing for that long."""
 
 
 class AdaptiveRateLimiter:
@@ -110,9 +148,10 @@ class AdaptiveRateLimiter:
         self._updated = time.monotonic()
         self._paused_until = 0.0
         self._healthy_streak = 0
+        self.epoch = 0
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
         async with self._lock:
             while True:
                 now = time.monotonic()
@@ -122,7 +161,7 @@ class AdaptiveRateLimiter:
                 self._refill(now)
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
-                    return
+                    return self.epoch
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
     def _refill(self, now: float) -> None:
@@ -140,9 +179,11 @@ class AdaptiveRateLimiter:
             self._healthy_streak = 0
             self.rate = self.policy.increased(self.rate, 1)
 
-    async def on_throttled(self, pause: float | None, factor: float) -> None:
+    async def on_throttled(self, pause: float | None, factor: float, seen: int) -> None:
         self._healthy_streak = 0
-        self.rate = self.policy.decreased(self.rate, factor)
+        if seen == self.epoch:
+            self.rate = self.policy.decreased(self.rate, factor)
+            self.epoch += 1
         if pause:
             self._paused_until = max(self._paused_until, time.monotonic() + pause)
             self._tokens = 0.0

@@ -4,9 +4,9 @@ The token bucket is a row of the ledger (``rate_limits``): rate, tokens, when it
 refilled, a pause (Retry-After, RateLimit-Reset) and an epoch. A process leases a few
 tokens at a time with one ``UPDATE .. RETURNING`` (refill, grant, and the additive increase
 earned by the healthy responses it reports), so one round trip buys up to 50 ms of
-requests. A decrease names the epoch it saw: when several workers are throttled by the
-same burst, only the first halves the rate. Waiting is for the time the row says (the pause,
-or until the next token), never a fixed sleep.
+requests. A decrease names the epoch its request was sent under: when several requests
+(of any worker) are throttled by the same burst, only the first halves the rate. Waiting is
+for the time the row says (the pause, or until the next token), never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class SharedRateLimiter:
         self._hold = False
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
         async with self._lock:
             while self._tokens < 1:
                 grant = await self.lease()
@@ -112,6 +112,7 @@ class SharedRateLimiter:
                 if grant.granted == 0:
                     await asyncio.sleep(grant.wait)
             self._tokens -= 1
+            return self.epoch
 
     async def lease(self) -> Grant:
         """One round trip: report feedback, refill, take up to a chunk of tokens."""
@@ -132,15 +133,14 @@ class SharedRateLimiter:
         self._successes += 1
         self._hold = self._hold or hold
 
-    async def on_throttled(self, pause: float | None, factor: float) -> None:
+    async def on_throttled(self, pause: float | None, factor: float, seen: int) -> None:
         if pause:
             self._tokens = 0  # tokens leased before the pause would burst right after it
         row = await self.ledger.row(
-            THROTTLE,
-            {"j": self.job_id, "seen": self.epoch, "factor": factor, "pause": pause or 0.0},
+            THROTTLE, {"j": self.job_id, "seen": seen, "factor": factor, "pause": pause or 0.0}
         )
         if row is not None:
-            if row["epoch"] != self.epoch:
+            if row["epoch"] != seen:
                 log.info(
                     "rate limit lowered job=%s rate=%.1f/s pause=%.1fs",
                     self.job_id,

@@ -1,10 +1,11 @@
 """Extractor workers: take slice tasks from the work queue and run them.
 
-A process runs up to EXTRACTOR_CONCURRENCY slices at once (the queue's prefetch), of any
-job. A task is acked only when its slice is terminal in the ledger; a worker that stops
-gracefully checkpoints its in-flight pages, hands its slices back (pending) and requeues
-their tasks; a worker that dies leaves its tasks unacked, so RabbitMQ redelivers them and
-another worker continues each slice from its checkpoint once the dead worker's lease ends.
+A process runs up to ``concurrency`` slices at once (the queue's prefetch, from
+EXTRACTOR_CONCURRENCY or the spec's maximum rate), of any job. A task is acked only when its
+slice is terminal in the ledger; a worker that stops gracefully checkpoints its in-flight
+pages, hands its slices back (pending) and requeues their tasks; a worker that dies leaves
+its tasks unacked, so RabbitMQ redelivers them and another worker continues each slice from
+its checkpoint once the dead worker's lease ends.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ class WorkerPool:
         session: aiohttp.ClientSession,
         *,
         dataset: str,
+        concurrency: int,
         on_slice_end: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
+        self.concurrency = concurrency
         self.queue_name = work_queue_name(settings.extractor_work_queue, dataset)
         self.ledger = ledger
         self.connection = connection
@@ -89,7 +92,7 @@ class WorkerPool:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume slice tasks until ``stop``; then let running slices wind down."""
         tasks_channel = await self.connection.channel()
-        await tasks_channel.set_qos(prefetch_count=self.settings.extractor_concurrency)
+        await tasks_channel.set_qos(prefetch_count=self.concurrency)
         queue = await declare_work_queue(tasks_channel, self.queue_name)
         heartbeat = asyncio.create_task(self._heartbeat())
         tag = await queue.consume(self._on_task)
@@ -97,7 +100,7 @@ class WorkerPool:
             "worker started worker=%s queue=%s concurrency=%d",
             self.worker_id,
             self.queue_name,
-            self.settings.extractor_concurrency,
+            self.concurrency,
         )
         try:
             await stop.wait()
@@ -110,6 +113,21 @@ class WorkerPool:
             with contextlib.suppress(*BROKER_ERRORS):
                 await tasks_channel.close()
             log.info("worker stopped worker=%s", self.worker_id)
+
+    async def run_one(self, task: SliceTask) -> None:
+        """Run one slice now, without the work queue (a scheduler's process per slice).
+
+        As for a queued task: claimed under a lease, kept alive by the heartbeat, failed if
+        it crashes; the job ended (and its end published) if this was its last slice.
+        """
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await self._run_task(task)
+        except Exception as exc:  # as in the top loop: fail the slice so it cannot loop
+            log.exception("slice crashed job=%s slice=%s", task.job_id, task.slice_id)
+            await self._fail_crashed(task, exc)
+        finally:
+            heartbeat.cancel()
 
     async def _on_task(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(self._handle(message))

@@ -8,8 +8,9 @@ import yaml
 
 from common.spec import load_spec
 from demoapi import Dataset, serve_demo_api
-from extractor.backfill import JobOptions, estimate, plan
+from extractor.backfill import JobOptions, estimate, largest_first, plan
 from extractor.estimate import (
+    JobEstimate,
     count_params,
     extrapolate,
     local_density,
@@ -76,3 +77,11 @@ async def test_sampling_without_a_count_endpoint(demo_spec_file: Path) -> None:
     assert sized.method == "sampled 5 of 30 slices"
     assert sized.records is not None
     assert 0.85 * 20_000 <= sized.records <= 1.15 * 20_000
+
+
+def test_the_largest_slices_are_queued_first() -> None:
+    window = Window(0, 86_400)
+    slices = [Slice("replays", f"s{i}", window) for i in range(4)]
+    sized = JobEstimate("count", 4, 60, 6, 10, None, None, {"s0": 5, "s1": 30, "s3": 25})
+    assert largest_first(slices, sized) == ["s1", "s3", "s0", "s2"]
+    assert largest_first(slices, None) == ["s0", "s1", "s2", "s3"]

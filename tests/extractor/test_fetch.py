@@ -99,3 +99,41 @@ async def test_retry_after_pauses_the_limiter() -> None:
         assert await source.get("/page", {}) == [2]
     assert hits[1] - hits[0] >= 0.95  # the second request waited for Retry-After
     assert source.limiter.rate == 500  # type: ignore[attr-defined]
+
+
+def quota_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Reset": str(reset),
+    }
+
+
+async def test_the_rate_is_paced_by_the_quota_the_source_reports() -> None:
+    remaining = iter([90, 70, 40, 40, 40])
+
+    def script(n: int) -> web.Response:
+        return web.json_response([n], headers=quota_headers(100, next(remaining), 1))
+
+    async with scripted(script) as (url, _hits), aiohttp.ClientSession() as session:
+        limiter = AdaptiveRateLimiter(100, 1000, increase_every=1)
+        source = JsonFetcher(session, url, limiter, max_retries=0)
+        await source.get("/page", {})  # 90 of 100 left: healthy, the rate may grow
+        grown = limiter.rate
+        assert grown > 100
+        await source.get("/page", {})  # 70 left: under three quarters, hold
+        assert limiter.rate == grown
+        await source.get("/page", {})  # 40 left and spending faster than 40/s: ease off
+        assert limiter.rate == pytest.approx(grown * 0.95)
+
+
+async def test_a_fixed_window_quota_is_not_paced_below_what_it_allows() -> None:
+    # 40 requests left, the window resets in 10 s: 4/s spends it exactly; 3/s is fine.
+    def script(n: int) -> web.Response:
+        return web.json_response([n], headers=quota_headers(100, 40, 10))
+
+    async with scripted(script) as (url, _hits), aiohttp.ClientSession() as session:
+        source = fetcher(session, url, CircuitBreaker(5, 1.0), retries=0)
+        source.limiter.rate = 3
+        await source.get("/page", {})
+        assert source.limiter.rate == 3

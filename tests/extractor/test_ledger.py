@@ -128,10 +128,24 @@ async def test_concurrent_throttles_halve_once_and_pause_everyone(ledger: Ledger
     one, two = SharedRateLimiter(ledger, "j1"), SharedRateLimiter(ledger, "j1")
     await one.lease()
     await two.lease()
-    await asyncio.gather(one.on_throttled(0.4, 0.5), two.on_throttled(0.4, 0.5))
-    assert one.rate == two.rate == 20  # the second saw a stale epoch
+    await asyncio.gather(one.on_throttled(0.4, 0.5, 0), two.on_throttled(0.4, 0.5, 0))
+    assert one.rate == two.rate == 20  # both requests were sent under epoch 0: one halving
     grant = await one.lease()
     assert grant.granted == 0 and 0.2 < grant.wait <= 0.4
+
+
+async def test_a_response_to_a_request_sent_before_a_decrease_does_not_lower_again(
+    ledger: Ledger,
+) -> None:
+    await new_job(ledger, initial=40)
+    limiter = SharedRateLimiter(ledger, "j1")
+    sent_under = await limiter.acquire()
+    await limiter.on_throttled(None, 0.5, sent_under)  # the first 429 of a burst
+    assert limiter.rate == 20
+    await limiter.on_throttled(None, 0.8, sent_under)  # a late answer to the same burst
+    assert limiter.rate == 20
+    await limiter.on_throttled(None, 0.5, limiter.epoch)  # sent after the decrease: counts
+    assert limiter.rate == 10
 
 
 async def test_two_processes_share_one_rate(ledger: Ledger) -> None:

@@ -18,6 +18,7 @@ from extractor.ratelimit import (
     AdaptiveRateLimiter,
     LatencyTracker,
     RatePolicy,
+    slice_concurrency,
 )
 
 
@@ -46,9 +47,29 @@ def test_hold_blocks_the_increase() -> None:
 
 async def test_halves_and_pauses_when_throttled() -> None:
     limiter = AdaptiveRateLimiter(initial=40, maximum=100)
-    await limiter.on_throttled(2.0, THROTTLED_FACTOR)
+    epoch = await limiter.acquire()
+    await limiter.on_throttled(2.0, THROTTLED_FACTOR, epoch)
     assert limiter.rate == 20
     assert limiter._paused_until - time.monotonic() > 1.5
+
+
+async def test_one_overload_lowers_the_rate_once() -> None:
+    limiter = AdaptiveRateLimiter(initial=40, maximum=100)
+    epochs = [await limiter.acquire() for _ in range(3)]  # three requests in flight
+    for epoch in epochs:  # all three answered 429
+        await limiter.on_throttled(None, THROTTLED_FACTOR, epoch)
+    assert limiter.rate == 20
+    await limiter.on_throttled(None, THROTTLED_FACTOR, limiter.epoch)  # a new overload
+    assert limiter.rate == 10
+
+
+def test_concurrency_is_sized_to_reach_the_maximum_rate() -> None:
+    assert slice_concurrency(3, RatePolicy(10, 200)) == 3  # configured wins
+    assert slice_concurrency(None, None) == 8  # dump files: no rate to reach
+    assert slice_concurrency(None, RatePolicy(10, 20)) == 8
+    # 200/s with pages of up to 250 ms needs 50 slices in flight.
+    assert slice_concurrency(None, RatePolicy(100, 200)) == 50
+    assert slice_concurrency(None, RatePolicy(100, 5000)) == 64
 
 
 def test_policy_steps() -> None:
