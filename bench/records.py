@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from common.envelope import PageBatch
+from common.records import record_keys
 from demoapi import Dataset
 
 PAGE_SIZE = 100
+KEY = "id"  # the demo spec's key of a replay
 CHANGED_EVERY = 10  # "10% changed": every 10th record gets one more view
 
 
@@ -41,15 +43,17 @@ class BenchRecords:
     def pages(
         self, *, job_id: str, dataset: str, entity: str, changed: bool = False
     ) -> Iterator[PageBatch]:
-        """The records as page batches of ``PAGE_SIZE``, as the extractor publishes them."""
+        """The records as page batches of ``PAGE_SIZE``, keyed as the extractor publishes them."""
         for page, start in enumerate(range(0, self.count, PAGE_SIZE)):
+            records = list(self.records(start, start + PAGE_SIZE, changed=changed))
             yield PageBatch(
                 job_id=job_id,
                 dataset=dataset,
                 entity=entity,
                 slice_id=f"{entity}:bench",
                 page=page,
-                records=list(self.records(start, start + PAGE_SIZE, changed=changed)),
+                records=records,
+                keys=record_keys(records, KEY, "text"),
             )
 
     @property

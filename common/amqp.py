@@ -11,6 +11,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
 from common.envelope import CONTENT_TYPE
+from common.resilience import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,16 @@ log = logging.getLogger(__name__)
 async def robust_channel(
     url: str, *, prefetch: int | None = None, name: str = "backfill"
 ) -> AsyncIterator[tuple[AbstractRobustConnection, AbstractRobustChannel]]:
-    """A reconnecting connection and a channel with publisher confirms."""
-    connection = await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+    """A reconnecting connection and a channel with publisher confirms.
+
+    aio-pika reconnects a connection it once had; the first connection is retried here, so
+    a service started while RabbitMQ is down (or restarting) waits for it.
+    """
+    connection = await retry_transient(
+        lambda: aio_pika.connect_robust(url, client_properties={"connection_name": name}),
+        _unreachable,
+        what=f"connect to RabbitMQ ({name})",
+    )
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         if prefetch is not None:
@@ -28,6 +37,13 @@ async def robust_channel(
         yield connection, channel
     finally:
         await connection.close()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Connection refused or reset, or the broker still booting; not a bad URL or login."""
+    if isinstance(exc, aio_pika.exceptions.ProbableAuthenticationError):
+        return False
+    return isinstance(exc, aio_pika.exceptions.AMQPConnectionError | ConnectionError | OSError)
 
 
 def persistent_message(

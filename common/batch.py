@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import aio_pika
 import orjson
@@ -25,42 +25,21 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from common import metrics
 from common.amqp import publish_confirmed
 from common.dead_letters import DeadLetters
-from common.envelope import EndOfJob, PageBatch, decode
+from common.envelope import EndOfJob, KeyedPage, PageBatch, decode
 from common.errors import BadMessageError
-from common.records import PreparedRecord, dedupe_last_wins, prepare
+from common.records import PreparedRecord, Rejected, dedupe_last_wins, page_size, prepare_page
 from common.resilience import retry_transient
 from common.settings import ConsumerSettings
+from common.sink import Sink
 from common.spec import DatasetSpec, EntitySpec
 from common.topology import Topology, consumes
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What a sink did with a batch."""
-
-    written: int
-    unchanged: int = 0
-
-
-class Sink(Protocol):
-    """A store the processor writes to: tableinator's PostgreSQL, graphinator's Neo4j."""
-
-    def check(self, entity: str, record: PreparedRecord) -> None:
-        """Raise BadMessageError for a record this store can never hold."""
-
-    async def begin_job(self, entity: str, job_id: str) -> None:
-        """The first page of a job arrived (e.g. drop indexes for a bulk load)."""
-
-    async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
-        """Write and commit a batch (keys unique); raise on failure."""
-
-    async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
-        """Everything of the job is committed: finish up, return what landed."""
-
-    def is_transient(self, exc: BaseException) -> bool:
-        """Whether the error means "store unavailable, retry" rather than "bad data"."""
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
 
 
 @dataclass(eq=False)
@@ -140,7 +119,10 @@ class BatchProcessor:
             await stop.wait()
         finally:
             for name, queue in self._queues.items():
-                await queue.cancel(self._tags[name])
+                try:
+                    await queue.cancel(self._tags[name])
+                except BROKER_ERRORS as exc:  # the channel is gone, and its consumer with it
+                    log.warning("cancel failed queue=%s error=%r", name, exc)
             self._closing = True
             for lane in self.lanes.values():
                 lane.wake.set()
@@ -154,7 +136,15 @@ class BatchProcessor:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             async with lock:
-                await self._handle(lane, message)
+                try:
+                    await self._handle(lane, message)
+                except BROKER_ERRORS:
+                    raise  # the channel is gone: the broker redelivers the message
+                except Exception as exc:
+                    log.exception("handling failed queue=%s", lane.queue_name)
+                    reason = f"consumer error: {type(exc).__name__}: {exc}"
+                    error = BadMessageError(reason, code="consumer_error")
+                    await self._dead_letter_message(lane, message, error)
 
         return on_message
 
@@ -177,9 +167,11 @@ class BatchProcessor:
         else:
             await self._accept(lane, message, decoded)
 
-    async def _accept(self, lane: _Lane, message: AbstractIncomingMessage, page: PageBatch) -> None:
+    async def _accept(
+        self, lane: _Lane, message: AbstractIncomingMessage, page: PageBatch | KeyedPage
+    ) -> None:
         labels = (self.service, self.spec.name, lane.entity)
-        metrics.RECORDS_CONSUMED.labels(*labels).inc(len(page.records))
+        metrics.RECORDS_CONSUMED.labels(*labels).inc(page_size(page))
         if page.job_id not in lane.jobs:
             await retry_transient(
                 lambda: self.sink.begin_job(lane.entity, page.job_id),
@@ -188,17 +180,20 @@ class BatchProcessor:
             )
             lane.jobs.add(page.job_id)
         prepared: list[PreparedRecord] = []
-        for index, record in enumerate(page.records):
+        for index, ready in enumerate(prepare_page(page, lane.spec, parse=self.sink.reads_docs)):
             try:
-                ready = prepare(record, lane.spec.key, lane.spec.key_type)
+                if isinstance(ready, Rejected):
+                    raise ready.error
                 self.sink.check(lane.entity, ready)
                 prepared.append(ready)
             except BadMessageError as exc:
+                record = ready.record if isinstance(ready, Rejected) else ready.for_dead_letter()
                 await self._dead_letter_record(lane, page.message_id, record, exc, index)
         if not prepared:
             await _ack(message)
             return
         delivery = _Delivery(message, len(prepared))
+        metrics.MESSAGES_IN_FLIGHT.labels(self.service).inc()
         if not lane.buffer:
             lane.oldest = time.monotonic()
         lane.buffer.extend((record, delivery) for record in prepared)
@@ -265,18 +260,18 @@ class BatchProcessor:
     async def _write(self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
         labels = (self.service, self.spec.name, lane.entity)
         records = dedupe_last_wins([record for record, _ in batch])
+        metrics.STORE_REJECTIONS.labels(*labels)  # the series exists (at 0) before any rejection
         started = time.perf_counter()
         try:
             result = await retry_transient(
                 lambda: self.sink.write(lane.entity, records),
                 self.sink.is_transient,
                 what=f"{self.service} write {lane.entity}",
-                on_retry=lambda exc: metrics.STORE_ERRORS.labels(
-                    self.service, type(exc).__name__
-                ).inc(),
+                on_retry=lambda exc: metrics.STORE_ERRORS.labels(*labels, type(exc).__name__).inc(),
             )
         except Exception as exc:  # noqa: BLE001 - any non-transient failure: find the bad records
-            metrics.STORE_ERRORS.labels(self.service, type(exc).__name__).inc()
+            metrics.STORE_ERRORS.labels(*labels, type(exc).__name__).inc()
+            metrics.STORE_REJECTIONS.labels(*labels).inc()
             await self._split(lane, batch, exc)
             return
         metrics.FLUSH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
@@ -293,7 +288,7 @@ class BatchProcessor:
             record, delivery = batch[0]
             bad = BadMessageError(f"{type(error).__name__}: {error}", code="rejected_by_store")
             await self._dead_letter_record(
-                lane, delivery.message.message_id or "", record.doc, bad, None
+                lane, delivery.message.message_id or "", record.for_dead_letter(), bad, None
             )
             await self._committed(batch)
             return
@@ -312,6 +307,7 @@ class BatchProcessor:
             delivery.remaining -= 1
             if delivery.remaining == 0:
                 await _ack(delivery.message)
+                metrics.MESSAGES_IN_FLIGHT.labels(self.service).dec()
         await self._add_pending(-len(batch))
 
     async def _add_pending(self, count: int) -> None:
@@ -372,11 +368,7 @@ async def _ack(message: AbstractIncomingMessage) -> None:
     # redelivered copy is upserted again with the same result, so a failed ack loses nothing.
     try:
         await message.ack()
-    except (
-        aio_pika.exceptions.AMQPError,
-        aio_pika.exceptions.ChannelInvalidStateError,
-        ConnectionError,
-    ) as exc:
+    except BROKER_ERRORS as exc:
         log.info(
             "ack failed; the broker will redeliver message_id=%s error=%s", message.message_id, exc
         )

@@ -16,15 +16,17 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from common.amqp import robust_channel
-from common.batch import BatchProcessor, Sink
+from common.batch import BatchProcessor
 from common.errors import ConfigError
 from common.metrics import serve_metrics
+from common.resilience import StoppedDuringStartup, unless_stopped
 from common.settings import (
     AmqpSettings,
     ConsumerSettings,
     DatasetSettings,
     ObservabilitySettings,
 )
+from common.sink import Sink
 from common.spec import DatasetSpec
 from common.topology import Topology
 
@@ -51,8 +53,9 @@ async def consume(
     stack: AsyncExitStack,
 ) -> None:
     """Consume the dataset's queues into ``sink`` until ``stop`` is set, then drain."""
-    connection, channel = await stack.enter_async_context(
-        robust_channel(amqp.url, prefetch=batch.prefetch, name=service)
+    connection, channel = await unless_stopped(
+        stack.enter_async_context(robust_channel(amqp.url, prefetch=batch.prefetch, name=service)),
+        stop,
     )
     port = await stack.enter_async_context(
         serve_metrics(observability, healthy=lambda: not connection.is_closed)
@@ -127,4 +130,7 @@ def service_main(
 async def _until_signalled(settings: Any, run: _Runnable) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    await run(settings, stop)
+    try:
+        await run(settings, stop)
+    except StoppedDuringStartup:
+        log.info("stopped before consuming anything")

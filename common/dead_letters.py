@@ -7,6 +7,8 @@ entity and the id of the message it came in.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -39,7 +41,7 @@ class DeadLetters:
             message_id,
             error.reason,
         )
-        await self._publish(queue_name, body, message_id, error)
+        await self._publish(queue_name, body, message_id, error, kind="message")
 
     async def record(
         self,
@@ -59,15 +61,16 @@ class DeadLetters:
             index,
             error.reason,
         )
-        body = orjson.dumps(
-            {"entity": entity, "message_id": message_id, "record": record}, default=str
-        )
-        await self._publish(queue_name, body, f"{message_id}#{index}", error)
+        body = wrap_record(entity, message_id, record)
+        await self._publish(queue_name, body, f"{message_id}#{index}", error, kind="record")
 
     async def _publish(
-        self, queue_name: str, body: bytes, message_id: str, error: BadMessageError
+        self, queue_name: str, body: bytes, message_id: str, error: BadMessageError, *, kind: str
     ) -> None:
+        # kind and time are for `extractor dlq`: replay a record wrapped in a page, list by age
         headers = {
+            "x-dead-letter-kind": kind,
+            "x-dead-lettered-at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "x-reason": error.reason[:1000],
             "x-error-code": error.code,
             "x-original-message-id": message_id,
@@ -76,3 +79,25 @@ class DeadLetters:
         await publish_confirmed(
             self.exchange, queue_name, body, message_id=message_id, headers=headers
         )
+
+
+def wrap_record(entity: str, message_id: str, record: Any) -> bytes:
+    """The body of a record's dead letter: the record with the entity and message it came in.
+
+    orjson reads JSON nested 1024 deep but writes only 254 levels: a record nested deeper
+    (dead-lettered for exactly that) is written by the standard library instead, or, past
+    the interpreter's recursion limit, replaced by a note saying so.
+    """
+    wrapper = {"entity": entity, "message_id": message_id, "record": record}
+    try:
+        return orjson.dumps(wrapper, default=str)
+    except orjson.JSONEncodeError:
+        return _wrap_deep(wrapper)
+
+
+def _wrap_deep(wrapper: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(wrapper, default=str, ensure_ascii=False).encode()
+    except RecursionError:
+        wrapper["record"] = "(nested too deep to serialise; see the original message)"
+        return orjson.dumps(wrapper)

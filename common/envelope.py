@@ -1,7 +1,16 @@
 """The versioned message contract between the extractor and the consumers.
 
-One page batch per message (orjson), plus one end-of-job control message per dataset and
-entity. Decoding validates by hand, not with a model, because it runs on every message.
+One page batch per message, plus one end-of-job control message per dataset and entity.
+Decoding validates by hand, not with a model, because it runs on every message.
+
+Two page formats are read:
+
+- version 1, one JSON object whose ``records`` is an array of the records;
+- version 2, *keyed* (what the extractor publishes): the envelope as a JSON object on the
+  first line, holding each record's key (``keys``), then each record on a line of its own as
+  canonical JSON (sorted keys, orjson: never a raw newline). A consumer hashes a record's
+  line without parsing it, so a record the store already holds costs a hash, not a parse,
+  a re-serialisation and a hash: that is what makes re-running unchanged data cheap.
 """
 
 from __future__ import annotations
@@ -14,24 +23,40 @@ import orjson
 from common.errors import BadMessageError
 
 ENVELOPE_VERSION = 1
+KEYED_VERSION = 2
 CONTENT_TYPE = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
-class PageBatch:
-    """One page of records fetched from a source."""
+class PageHeader:
+    """Where a page comes from: job, dataset, entity, slice and its place in the slice."""
 
     job_id: str
     dataset: str
     entity: str
     slice_id: str
     page: int
-    records: list[Any]
-    v: int = ENVELOPE_VERSION
 
     @property
     def message_id(self) -> str:
         return f"{self.job_id}/{self.slice_id}/{self.page}"
+
+
+@dataclass(frozen=True, slots=True)
+class PageBatch(PageHeader):
+    """One page of records fetched from a source."""
+
+    records: list[Any]
+    keys: list[Any] | None = None  # each record's key: set, the page is sent keyed (v2)
+    v: int = ENVELOPE_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedPage(PageHeader):
+    """A page as a consumer reads a keyed (v2) message: keys and unparsed record lines."""
+
+    keys: list[Any]
+    lines: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,28 +76,51 @@ class EndOfJob:
         return f"{self.job_id}/end/{self.entity}"
 
 
-Message = PageBatch | EndOfJob
+Message = PageBatch | KeyedPage | EndOfJob
+PAGE_HEADER = ("job_id", "dataset", "entity", "slice_id", "page")
 
 
-def encode(message: Message) -> bytes:
-    """The wire form of a message."""
-    kind = "page" if isinstance(message, PageBatch) else "end_of_job"
-    body = {"type": kind, **{name: getattr(message, name) for name in message.__slots__}}
-    return orjson.dumps(body)
+def encode(message: PageBatch | EndOfJob) -> bytes:
+    """The wire form of a message: a page with ``keys`` keyed (v2), anything else v1."""
+    if isinstance(message, EndOfJob):
+        fields = ("job_id", "dataset", "entity", "pages", "records", "extra")
+        return orjson.dumps(
+            {"type": "end_of_job", "v": ENVELOPE_VERSION, **_named(message, fields)}
+        )
+    if message.keys is None:
+        body = {"type": "page", "v": ENVELOPE_VERSION, **_named(message, PAGE_HEADER)}
+        return orjson.dumps({**body, "records": message.records})
+    return _encode_keyed(message, message.keys)
+
+
+def _named(message: PageBatch | EndOfJob, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in names}
+
+
+def _encode_keyed(page: PageBatch, keys: list[Any]) -> bytes:
+    if len(keys) != len(page.records):
+        raise ValueError(f"{len(keys)} keys for {len(page.records)} records")
+    head = {"type": "page", "v": KEYED_VERSION, **_named(page, PAGE_HEADER), "keys": keys}
+    sort = orjson.OPT_SORT_KEYS
+    lines = b"\n".join([orjson.dumps(record, option=sort) for record in page.records])
+    return orjson.dumps(head) + b"\n" + lines
 
 
 def decode(body: bytes) -> Message:
     """Parse and validate a message body; raises BadMessageError naming what is wrong."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadMessageError(f"not valid JSON: {exc}", code="not_json") from None
-    if not isinstance(raw, dict):
-        raise BadMessageError("message is not a JSON object", code="bad_envelope")
+    head, newline, rest = body.partition(b"\n")
+    if newline:
+        keyed = _keyed_head(head)
+        if keyed is not None:
+            return _keyed_page(keyed, rest)
+    raw = _json_object(body)
     version = raw.get("v")
-    if version != ENVELOPE_VERSION:
+    if version == KEYED_VERSION and type(version) is int:
+        raise BadMessageError("a keyed (v2) page without its record lines", code="bad_envelope")
+    if type(version) is not int or version != ENVELOPE_VERSION:  # true == 1.0 == 1 in Python
         raise BadMessageError(
-            f"unknown envelope version {version!r} (this consumer reads {ENVELOPE_VERSION})",
+            f"unknown envelope version {version!r} (this consumer reads {ENVELOPE_VERSION}"
+            f" and {KEYED_VERSION})",
             code="bad_version",
         )
     kind = raw.get("type")
@@ -85,6 +133,40 @@ def decode(body: bytes) -> Message:
     raise BadMessageError(f"unknown message type {kind!r}", code="bad_envelope")
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadMessageError(f"not valid JSON: {exc}", code="not_json") from None
+    if not isinstance(raw, dict):
+        raise BadMessageError("message is not a JSON object", code="bad_envelope")
+    return raw
+
+
+def _keyed_head(head: bytes) -> dict[str, Any] | None:
+    """The first line as a keyed envelope, or None: then the body is read as version 1 (a
+    version-1 message written by another JSON encoder may hold newlines)."""
+    try:
+        raw = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict) or type(raw.get("v")) is not int or raw["v"] != KEYED_VERSION:
+        return None
+    return raw
+
+
+def _keyed_page(raw: dict[str, Any], rest: bytes) -> KeyedPage:
+    if raw.get("type") != "page":
+        raise BadMessageError(f"unknown message type {raw.get('type')!r}", code="bad_envelope")
+    fields = _fields(raw, KEYED_FIELDS)
+    lines = rest.split(b"\n") if rest else []
+    if len(lines) != len(fields["keys"]):
+        raise BadMessageError(
+            f"{len(fields['keys'])} keys for {len(lines)} record lines", code="bad_envelope"
+        )
+    return KeyedPage(**fields, lines=lines)
+
+
 PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "job_id": str,
     "dataset": str,
@@ -93,6 +175,7 @@ PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "page": int,
     "records": list,
 }
+KEYED_FIELDS = {**{name: PAGE_FIELDS[name] for name in PAGE_HEADER}, "keys": list}
 END_FIELDS: dict[str, type | tuple[type, ...]] = {
     "job_id": str,
     "dataset": str,

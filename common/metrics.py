@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -47,6 +50,11 @@ FLUSH_SECONDS = Histogram(
 PENDING_RECORDS = Gauge(
     "backfill_pending_records", "Records received and not yet committed.", ("service",)
 )
+MESSAGES_IN_FLIGHT = Gauge(
+    "backfill_messages_in_flight",
+    "Messages delivered and not yet acked (their records are being batched or written).",
+    ("service",),
+)
 GRAPH_NODES = Counter(
     "backfill_graph_nodes_total",
     "Nodes by outcome: created, updated (hash changed), skipped (unchanged).",
@@ -59,26 +67,60 @@ GRAPH_RELATIONSHIPS = Counter(
 )
 POOL_CONNECTIONS = Gauge(
     "backfill_pool_connections",
-    "Store connections by state (open, in_use, waiting).",
+    "Store connections by state (max: the pool's size limit, open, in_use, waiting).",
     ("service", "state"),
 )
 STORE_ERRORS = Counter(
     "backfill_store_errors_total",
-    "Store errors by kind (transient ones are retried).",
-    ("service", "kind"),
+    "Store errors by kind (the exception's class); transient ones are retried.",
+    (*_LABELS, "kind"),
 )
+STORE_REJECTIONS = Counter(
+    "backfill_store_rejections_total",
+    "Batches the store refused with a non-transient error (split to find the bad records).",
+    _LABELS,
+)
+
+
+FINAL_SCRAPE_MAX_SECONDS = 15.0
+
+
+class _Scrapes:
+    """When Prometheus scrapes: a process that ends waits for one last scrape, so the final
+    figures of a short job (or of a consumer's last batches) reach Prometheus."""
+
+    def __init__(self) -> None:
+        self.last_two: list[float] = []
+        self.scraped = asyncio.Event()
+
+    def seen(self) -> None:
+        self.last_two = [*self.last_two[-1:], time.monotonic()]
+        self.scraped.set()
+
+    async def one_more(self) -> None:
+        """Wait for the next scrape, up to 1.5 scrape intervals (nothing if never scraped)."""
+        if len(self.last_two) < 2:
+            return
+        interval = self.last_two[1] - self.last_two[0]
+        self.scraped.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(FINAL_SCRAPE_MAX_SECONDS, 1.5 * interval + 0.5)):
+                await self.scraped.wait()
 
 
 @asynccontextmanager
 async def serve_metrics(
     settings: ObservabilitySettings, healthy: Callable[[], bool]
 ) -> AsyncIterator[int | None]:
-    """Serve /metrics and /health while the block runs; yields the bound port (None if off)."""
+    """Serve /metrics and /health while the block runs; yields the bound port (None if off).
+
+    On the way out it waits for Prometheus's next scrape (see ``_Scrapes``)."""
     if settings.metrics_port is None:
         yield None
         return
+    scrapes = _Scrapes()
     app = web.Application()
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", lambda _request: _metrics(scrapes))
     app.router.add_get("/health", lambda _request: _health(healthy))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -88,10 +130,14 @@ async def serve_metrics(
         sockets = getattr(site._server, "sockets", None) or []
         yield sockets[0].getsockname()[1] if sockets else settings.metrics_port
     finally:
-        await runner.cleanup()
+        try:
+            await scrapes.one_more()
+        finally:
+            await runner.cleanup()
 
 
-async def _metrics(_request: web.Request) -> web.Response:
+async def _metrics(scrapes: _Scrapes) -> web.Response:
+    scrapes.seen()
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from common.envelope import KeyedPage, PageBatch
 from common.errors import BadMessageError
-from common.spec import KeyType
+from common.spec import EntitySpec, KeyType
 
 _MISSING: Any = object()
+_blake2b = hashlib.blake2b
 
 
 def get_path(record: Any, path: str, default: Any = None) -> Any:
@@ -52,14 +55,39 @@ def content_hash(record: dict[str, Any]) -> bytes:
     return hashlib.blake2b(canonical_json(record), digest_size=16).digest()
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 us a record
 class PreparedRecord:
-    """A record ready for a sink: its key, content hash, document and canonical JSON."""
+    """A record ready for a sink: its key, content hash, canonical JSON and document.
 
-    key: str | int
-    hash: bytes
-    doc: dict[str, Any]
-    json: bytes
+    The hash is of the JSON text. A record that came as a line of a keyed page is parsed
+    only when something reads ``doc`` (tableinator never does: PostgreSQL reads the text).
+    """
+
+    __slots__ = ("_doc", "hash", "json", "key")
+
+    def __init__(self, key: str | int, hash: bytes, json: bytes, doc: Any = _MISSING) -> None:
+        self.key = key
+        self.hash = hash
+        self.json = json
+        self._doc = doc
+
+    @property
+    def doc(self) -> Any:
+        """The record as Python objects; BadMessageError if its line is not JSON."""
+        if self._doc is _MISSING:
+            try:
+                self._doc = orjson.loads(self.json)
+            except orjson.JSONDecodeError as exc:
+                raise BadMessageError(
+                    f"record is not valid JSON: {exc}", code="bad_record"
+                ) from None
+        return self._doc
+
+    def for_dead_letter(self) -> Any:
+        """The document if it parses, else its text: what a dead letter carries."""
+        try:
+            return self.doc
+        except BadMessageError:
+            return self.json.decode(errors="replace")
 
 
 def prepare(record: Any, key_path: str, key_type: KeyType) -> PreparedRecord:
@@ -74,7 +102,59 @@ def prepare(record: Any, key_path: str, key_type: KeyType) -> PreparedRecord:
     except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson allows
         raise BadMessageError(f"record cannot be serialised: {exc}", code="bad_record") from None
     digest = hashlib.blake2b(json, digest_size=16).digest()
-    return PreparedRecord(key=key, hash=digest, doc=record, json=json)
+    return PreparedRecord(key, digest, json, record)
+
+
+def prepare_line(line: bytes, key: Any, key_type: KeyType, *, parse: bool) -> PreparedRecord:
+    """Key and hash a record of a keyed page from its line, parsing it only if ``parse``."""
+    if not line.startswith(b"{"):
+        raise BadMessageError("record is not a JSON object", code="bad_record")
+    record = PreparedRecord(cast_key(key, key_type), _blake2b(line, digest_size=16).digest(), line)
+    if parse and not isinstance(record.doc, dict):
+        raise BadMessageError("record is not a JSON object", code="bad_record")
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record of a page that cannot be prepared, and why."""
+
+    record: Any
+    error: BadMessageError
+
+
+def page_size(page: PageBatch | KeyedPage) -> int:
+    return len(page.lines) if isinstance(page, KeyedPage) else len(page.records)
+
+
+def prepare_page(
+    page: PageBatch | KeyedPage, entity: EntitySpec, *, parse: bool
+) -> Iterator[PreparedRecord | Rejected]:
+    """Each record of a page prepared, or rejected with the reason, in page order."""
+    if isinstance(page, KeyedPage):
+        for key, line in zip(page.keys, page.lines, strict=True):
+            try:
+                yield prepare_line(line, key, entity.key_type, parse=parse)
+            except BadMessageError as exc:
+                yield Rejected(line.decode(errors="replace"), exc)
+        return
+    for record in page.records:
+        try:
+            yield prepare(record, entity.key, entity.key_type)
+        except BadMessageError as exc:
+            yield Rejected(record, exc)
+
+
+def record_keys(records: list[Any], key_path: str, key_type: KeyType) -> list[str | int | None]:
+    """Each record's key as the spec reads it, None where it is missing or not a key: the
+    keys a keyed page carries (the consumer dead-letters a record whose key is None)."""
+    keys: list[str | int | None] = []
+    for record in records:
+        try:
+            keys.append(cast_key(get_path(record, key_path), key_type))
+        except BadMessageError:
+            keys.append(None)
+    return keys
 
 
 def dedupe_last_wins(records: list[PreparedRecord]) -> list[PreparedRecord]:

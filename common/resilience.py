@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,28 @@ async def retry_transient(
                 _short(exc),
             )
             await asyncio.sleep(delay)
+
+
+class StoppedDuringStartup(Exception):
+    """SIGTERM (or SIGINT) arrived while a service was still starting: nothing to drain."""
+
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """``work``'s result; if ``stop`` is set first, ``work`` is cancelled and
+    StoppedDuringStartup raised (a service waiting for a store that is down must still
+    answer SIGTERM)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise StoppedDuringStartup
+    return task.result()
 
 
 def _short(exc: BaseException) -> str:

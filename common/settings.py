@@ -202,6 +202,11 @@ class ExtractorSettings(_ServiceSettings):
     extractor_max_in_flight: int = Field(
         64, ge=1, description="Pages fetched but not yet confirmed by the broker, per process."
     )
+    extractor_max_queue_depth: int = Field(
+        1000,
+        ge=0,
+        description="Fetching waits while a consumer queue holds more messages (0: no limit).",
+    )
     extractor_ledger_schema: str = Field(
         "backfill_ledger",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",

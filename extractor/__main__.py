@@ -19,12 +19,14 @@ from common.consumer import configure_logging, tune_garbage_collector
 from common.errors import ConfigError
 from common.settings import DatasetSettings, ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, load_spec
-from extractor import backfill
+from extractor import backfill, dlq_cli
 from extractor.backfill import Interrupted, JobOptions
 from extractor.dump_estimate import DumpEstimate
 from extractor.estimate import JobEstimate
 from extractor.ratelimit import rate_policy
 from extractor.report import JobReport, print_report
+from extractor.report_data import load_report
+from extractor.report_file import default_path, print_sections, write_report
 from extractor.views import print_dump_plan, print_ledger_report, print_plan, print_status
 
 DESCRIPTION = """\
@@ -114,7 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[p["json"]], help="a job's progress, or jobs")
     status.add_argument("job_id", metavar="JOB", nargs="?")
     commands.add_parser("cancel", parents=[p["job"]], help="stop a job after in-flight pages")
-    commands.add_parser("report", parents=[p["job"], p["json"]], help="pages, records, errors")
+    report = commands.add_parser(
+        "report", parents=[p["job"], p["json"]], help="the job's report (terminal, Markdown, PNG)"
+    )
+    report.add_argument(
+        "--out", type=Path, help="also write it as Markdown here, with the chart beside (.png)"
+    )
+    dlq_cli.add_parser(commands, p["spec"])
     return parser
 
 
@@ -168,6 +176,7 @@ async def _drive(args: argparse.Namespace, settings: ExtractorSettings) -> int:
         console.print(f"interrupted; continue with: extractor resume {stopped}")
         return EXIT_INTERRUPTED
     _output(report, args.report_json)
+    await _full_report(settings, report.job_id, None, console=Console(), stores=False)
     return 0 if report.ok else 1
 
 
@@ -244,12 +253,33 @@ async def _cancel(args: argparse.Namespace, settings: ExtractorSettings) -> int:
 
 
 async def _report(args: argparse.Namespace, settings: ExtractorSettings) -> int:
-    snapshot = await backfill.job_status(settings, args.job_id)
     if args.json:
-        print(orjson.dumps(snapshot.as_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print_ledger_report(Console(), snapshot)
+        full = await load_report(settings, args.job_id)
+        print(orjson.dumps(full.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        if args.out:
+            write_report(full, args.out)
+        return 0
+    await _full_report(settings, args.job_id, args.out, console=Console(), stores=True)
     return 0
+
+
+async def _full_report(
+    settings: ExtractorSettings, job_id: str, out: Path | None, *, console: Console, stores: bool
+) -> None:
+    """The report's terminal sections and its file: ``out``, or reports/<job>.md after a run."""
+    full = await load_report(settings, job_id)
+    if stores:
+        print_ledger_report(console, full.snapshot)
+    print_sections(console, full, stores=stores)
+    path = out or (None if stores else default_path(job_id))
+    if path is None:
+        return
+    try:
+        chart = write_report(full, path)
+    except OSError as exc:
+        console.print(f"[red]report not written to {path}: {exc}[/red]")
+        return
+    console.print(f"report written to {path}" + (f" (chart {chart})" if chart else ""))
 
 
 COMMANDS: dict[str, Command] = {
@@ -261,6 +291,7 @@ COMMANDS: dict[str, Command] = {
     "status": _status,
     "cancel": _cancel,
     "report": _report,
+    "dlq": dlq_cli.run,
 }
 
 

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -137,17 +138,19 @@ async def create_job(
     options: JobOptions = JobOptions(),  # noqa: B008
 ) -> tuple[str, list[str]]:
     """Plan a new job into the ledger (nothing queued or run); its id and slices in run order."""
+    planning = time.monotonic()
     spec = load_spec(settings.dataset.dataset_spec)
     slices = plan(spec, options, dump_path=settings.extractor_dump_path)
     job_id = options.job_id or new_job_id(spec.name)
     sized = await _quiet_estimate(settings, spec, slices) if options.estimate else None
+    plan_seconds = round(time.monotonic() - planning, 3)  # the report's "plan" phase
     async with open_ledger(settings) as ledger:
         job = NewJob(
             job_id=job_id,
             dataset=spec.name,
             spec=settings.dataset.dataset_spec,
             spec_body=spec.model_dump(mode="json"),
-            options=_job_options(settings, spec, options),
+            options={**_job_options(settings, spec, options), "plan_seconds": plan_seconds},
             estimate=sized.as_dict() if sized else None,
         )
         await ledger.create_job(job, slices, rate_policy(spec))

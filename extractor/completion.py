@@ -29,10 +29,15 @@ class CompletionWaiter:
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self._queue: AbstractQueue | None = None
 
+    @staticmethod
+    def queue_name(job_id: str) -> str:
+        """The job's events queue (``extractor.scheduling`` reads it too)."""
+        return f"extractor.events.{job_id}"
+
     async def listen(self) -> None:
         await self.topology.declare_exchanges(self.channel)
         self._queue = await self.channel.declare_queue(
-            f"extractor.events.{self.job_id}", durable=True, arguments={"x-expires": 86_400_000}
+            self.queue_name(self.job_id), durable=True, arguments={"x-expires": 86_400_000}
         )
         await self._queue.bind(self.topology.events_exchange, routing_key=f"{self.job_id}.#")
         # Events of an earlier end of this job (a failed run, then retry-failed) are stale.

@@ -33,6 +33,7 @@ from extractor.options import JobOptions
 from extractor.progress import JobProgress
 from extractor.ratelimit import rate_policy, slice_concurrency
 from extractor.report import JobReport, build_report
+from extractor.report_data import save_events
 from extractor.snapshot import JobSnapshot, read_snapshot
 from extractor.tasks import SliceTask, enqueue, work_queue_name
 from extractor.worker import WorkerPool
@@ -74,6 +75,7 @@ async def drive(
         if options.wait and not was_finished and snapshot.job.status != "cancelled":
             console.print(f"published {snapshot.records:,} records; waiting for the consumers")
             complete = await broker.waiter.wait(broker.expected, options.wait_timeout)
+        await save_events(ledger, job_id, broker.waiter.events)  # for `extractor report JOB`
         return build_report(
             await read_snapshot(ledger, job_id),
             broker.waiter.events,

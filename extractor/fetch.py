@@ -135,6 +135,7 @@ class JsonFetcher:
         self.latency = LatencyTracker()
         self.requests = 0
         self.retries = 0
+        metrics.start_fetching(dataset)
 
     async def get(
         self, path: str, params: dict[str, Any], errors: Counter[str] | None = None
@@ -152,6 +153,7 @@ class JsonFetcher:
                 if isinstance(exc, SourceError) or attempt > self.max_retries:
                     raise
                 self.retries += 1
+                metrics.RETRIES.labels(self.dataset, exc.kind).inc()
                 delay = self.backoff.delay(attempt)
                 log.info(
                     "retrying path=%s attempt=%d delay=%.2fs kind=%s error=%s",
@@ -168,20 +170,25 @@ class JsonFetcher:
 
     async def _attempt(self, path: str, params: dict[str, Any]) -> Any:
         probe = await self.breaker.admit()
+        metrics.observe_breaker(self.dataset, self.breaker.state.value)
         try:
             data = await self._get_once(path, params)
         except RetryableSourceError as exc:
-            self.breaker.record(success=not exc.source_down)
+            self._record(success=not exc.source_down)
             raise
         except SourceError:
-            self.breaker.record(success=True)
+            self._record(success=True)
             raise
         except BaseException:
             if probe:
                 self.breaker.abandon_probe()
             raise
-        self.breaker.record(success=True)
+        self._record(success=True)
         return data
+
+    def _record(self, *, success: bool) -> None:
+        self.breaker.record(success=success)
+        metrics.observe_breaker(self.dataset, self.breaker.state.value)
 
     async def _get_once(self, path: str, params: dict[str, Any]) -> Any:
         epoch = await self.limiter.acquire()

@@ -1,4 +1,5 @@
-"""The ledger's tables: jobs, their slices, and each job's shared rate limit.
+"""The ledger's tables: jobs, their slices, each job's shared rate limit, its throughput
+per second and the consumers' end-of-job events.
 
 Idempotent DDL, run under an advisory lock so that several extractor processes starting at
 once do not race on ``CREATE TABLE IF NOT EXISTS``.
@@ -83,6 +84,52 @@ STATEMENTS = (
         throttled bigint NOT NULL DEFAULT 0
     )
     """,
+    # Ledgers made before the report's chart: pages and records confirmed per slice and
+    # second, counted by a trigger on the checkpoint's UPDATE (no extra round trip).
+    """
+    CREATE TABLE IF NOT EXISTS {s}.throughput (
+        job_id text NOT NULL REFERENCES {s}.jobs ON DELETE CASCADE,
+        slice_id text NOT NULL,
+        second timestamptz NOT NULL,
+        pages integer NOT NULL DEFAULT 0,
+        records bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (job_id, slice_id, second)
+    )
+    """,
+    """
+    CREATE OR REPLACE FUNCTION {s}.count_throughput() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO {s}.throughput AS t (job_id, slice_id, second, pages, records)
+        VALUES (NEW.job_id, NEW.slice_id, date_trunc('second', clock_timestamp()),
+                NEW.pages - OLD.pages, NEW.records - OLD.records)
+        ON CONFLICT (job_id, slice_id, second) DO UPDATE
+            SET pages = t.pages + EXCLUDED.pages, records = t.records + EXCLUDED.records;
+        RETURN NULL;
+    END $$
+    """,
+    # Created only if missing: CREATE OR REPLACE TRIGGER would lock the slices table
+    # against the workers' checkpoints every time a CLI command opens the ledger.
+    """
+    DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'slices_throughput'
+                       AND tgrelid = '{s}.slices'::regclass) THEN
+            CREATE TRIGGER slices_throughput AFTER UPDATE OF pages ON {s}.slices
+                FOR EACH ROW WHEN (NEW.pages > OLD.pages)
+                EXECUTE FUNCTION {s}.count_throughput();
+        END IF;
+    END $$
+    """,
+    # What each consumer reported when it finalised the job (for `extractor report JOB`).
+    """
+    CREATE TABLE IF NOT EXISTS {s}.job_events (
+        job_id text NOT NULL REFERENCES {s}.jobs ON DELETE CASCADE,
+        service text NOT NULL,
+        entity text NOT NULL,
+        event jsonb NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (job_id, service, entity)
+    )
+    """,
 )
 
 
@@ -93,6 +140,15 @@ def statements(schema: str) -> list[sql.Composed]:
 
 async def create_ledger(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
     """Create the schema and tables if missing (safe to run from many processes at once)."""
+    try:
+        await _create_ledger(conn, schema)
+    except psycopg.errors.UniqueViolation:
+        # CREATE SCHEMA IF NOT EXISTS collided with another service (tableinator, when both
+        # use one schema) creating it at the same moment; it exists now, so again succeeds.
+        await _create_ledger(conn, schema)
+
+
+async def _create_ledger(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
         for statement in statements(schema):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import time
+
+from prometheus_client import REGISTRY, Counter, Enum, Gauge
 
 from extractor.snapshot import JobSnapshot
 
 REQUESTS = Counter(
     "backfill_extractor_requests_total",
-    "Source requests by outcome: ok, or the kind of failure.",
+    "Source requests by outcome: ok, or the kind of failure (http_429, http_503, timeout, ...).",
     ("dataset", "outcome"),
+)
+RETRIES = Counter(
+    "backfill_extractor_retries_total",
+    "Source requests retried after a transient failure, by its kind.",
+    ("dataset", "kind"),
 )
 PAGES = Counter(
     "backfill_extractor_pages_published_total",
@@ -27,10 +34,26 @@ SLICES = Counter(
     ("dataset", "status"),
 )
 RATE_LIMIT = Gauge(
-    "backfill_extractor_rate_limit", "The job's shared rate limit, requests/s.", ("dataset",)
+    "backfill_extractor_rate_limit_requests_per_second",
+    "The job's shared adaptive rate limit: requests/s the source is allowed to get.",
+    ("dataset",),
+)
+BREAKER = Enum(
+    "backfill_extractor_breaker_state",
+    "The source's circuit breaker in this process (1 for the current state).",
+    ("dataset",),
+    states=["closed", "open", "half_open"],
 )
 IN_FLIGHT = Gauge(
     "backfill_extractor_pages_in_flight", "Pages fetched and not yet confirmed, this process."
+)
+QUEUE_DEPTH_WAITS = Counter(
+    "backfill_extractor_queue_depth_waits_total",
+    "Times fetching waited because a consumer queue was over EXTRACTOR_MAX_QUEUE_DEPTH.",
+)
+CONFIRMS_PENDING = Gauge(
+    "backfill_extractor_publish_confirms_pending",
+    "Pages published and waiting for the broker's confirm, this process.",
 )
 JOB_RECORDS = Gauge(
     "backfill_job_records", "Records the running job has published (ledger).", ("dataset",)
@@ -38,16 +61,48 @@ JOB_RECORDS = Gauge(
 JOB_ESTIMATE = Gauge(
     "backfill_job_records_estimated", "Records the running job is estimated to hold.", ("dataset",)
 )
+JOB_PROGRESS = Gauge(
+    "backfill_job_progress_ratio",
+    "Share of the running job done, 0 to 1 (-1: unknown, no estimate).",
+    ("dataset",),
+)
 JOB_ETA = Gauge(
     "backfill_job_eta_seconds", "Seconds left at the job's rate so far (-1: unknown).", ("dataset",)
 )
+JOB_SLICES = Gauge(
+    "backfill_job_slices", "The running job's slices by status (ledger).", ("dataset", "status")
+)
+JOB_LAST_PROGRESS = Gauge(
+    "backfill_job_last_progress_timestamp_seconds",
+    "Unix time the running job's published record count last grew (or the job started).",
+    ("dataset",),
+)
 
 
-def observe_job(snapshot: JobSnapshot) -> None:
+def observe_job(snapshot: JobSnapshot, now: float | None = None) -> None:
     """The driver's view of the whole job (every worker), for dashboards and alerts."""
     dataset = snapshot.job.dataset
+    before = REGISTRY.get_sample_value("backfill_job_records", {"dataset": dataset})
+    if before is None or snapshot.records != before:
+        JOB_LAST_PROGRESS.labels(dataset).set(time.time() if now is None else now)
     JOB_RECORDS.labels(dataset).set(snapshot.records)
     estimate = snapshot.estimated_records
     JOB_ESTIMATE.labels(dataset).set(estimate if estimate is not None else -1)
+    fraction = 1.0 if snapshot.job.status == "done" else snapshot.fraction_done
+    JOB_PROGRESS.labels(dataset).set(-1.0 if fraction is None else fraction)
     eta = snapshot.eta_seconds
     JOB_ETA.labels(dataset).set(-1.0 if eta is None else eta)
+    for status, count in snapshot.slices.items():
+        JOB_SLICES.labels(dataset, status).set(count)
+
+
+def observe_breaker(dataset: str, state: str) -> None:
+    """The breaker's state after a request was admitted or its outcome recorded."""
+    BREAKER.labels(dataset).state(state)
+
+
+def start_fetching(dataset: str) -> None:
+    """Series an alert or a panel compares against exist (at 0) before the first failure."""
+    REQUESTS.labels(dataset, "http_429")
+    RETRIES.labels(dataset, "http_429")
+    observe_breaker(dataset, "closed")

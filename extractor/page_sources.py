@@ -20,7 +20,7 @@ from extractor.dump_pages import DumpPages
 from extractor.dumps.formats import Format
 from extractor.fetch import JsonFetcher
 from extractor.leases import ClaimedSlice
-from extractor.paginators import Page, Window, paginator_for
+from extractor.paginators import Page, RepeatGuard, Window, paginator_for
 
 
 class PageSource(Protocol):
@@ -51,6 +51,7 @@ class HttpPages:
         self.entity = entity
         self.window = window
         self.paginator = paginator_for(entity.paginator)
+        self.repeats = RepeatGuard()
 
     def first_position(self) -> Any:
         return self.paginator.first_position(self.window)
@@ -61,6 +62,7 @@ class HttpPages:
         items = get_path(body, self.entity.records_path) if self.entity.records_path else body
         if not isinstance(items, list):
             raise ValueError(f"page at {position!r} holds no list of records")
+        self.repeats.check(items, position)
         return self.paginator.parse(items, position, self.window)
 
     async def __aenter__(self) -> HttpPages:

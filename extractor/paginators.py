@@ -76,6 +76,12 @@ class BeforeTimestamp:
         last = self._timestamp(page[-1])
         if position is not None and last >= position:
             raise ValueError(f"cursor did not move: {self.spec.field}={last} at before={position}")
+        if self._timestamp(items[self.spec.page_size]) == last:
+            # The next page asks for items strictly before `last`: the tied ones would be lost.
+            raise ValueError(
+                f"{self.spec.field}={last} is shared by the last item of the page and the next"
+                f" one: paging before it would skip records (raise page_size above the ties)"
+            )
         return Page(kept, last)
 
     def _timestamp(self, item: Any) -> int:
@@ -106,6 +112,21 @@ class PageNumber:
     def parse(self, items: list[Any], position: int, window: Window) -> Page:
         done = len(items) < self.spec.page_size
         return Page(items, None if done else position + 1)
+
+
+class RepeatGuard:
+    """Notices a source that answers a new position with the page it just gave (it ignores
+    the cursor), which would otherwise publish the same page forever."""
+
+    def __init__(self) -> None:
+        self._previous: list[Any] = []
+
+    def check(self, items: list[Any], position: Any) -> None:
+        if items and items == self._previous:
+            raise ValueError(
+                f"page at {position!r} repeats the previous page: the source ignores the cursor"
+            )
+        self._previous = items
 
 
 def paginator_for(spec: BeforeTimestampPaginator | PageNumberPaginator) -> Paginator:

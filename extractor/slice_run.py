@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractExchange
 
 from common.amqp import publish_confirmed
 from common.envelope import PageBatch, encode
+from common.records import record_keys
 from common.spec import DatasetSpec
 from common.topology import Topology
 from extractor import metrics
@@ -30,6 +31,7 @@ from extractor.fetch import RetryableSourceError, SourceError
 from extractor.leases import ClaimedSlice, Progress, SliceLeases
 from extractor.page_sources import PageSource, Source
 from extractor.paginators import Page
+from extractor.queue_depth import QueueDepthGate
 
 log = logging.getLogger(__name__)
 BROKER_ERRORS = (
@@ -65,6 +67,7 @@ class JobContext:
     spec: DatasetSpec
     source: Source
     exchange: AbstractExchange
+    depth_gate: QueueDepthGate | None = None  # EXTRACTOR_MAX_QUEUE_DEPTH
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class SliceRun:
         cursor = self.claimed.cursor
         position = cursor["position"] if cursor else self.source.first_position()
         while not self._should_stop():
+            if self.job.depth_gate is not None:
+                await self.job.depth_gate.wait(self.claimed.entity)
             await self.in_flight.acquire()
             try:
                 page = await self._fetch_or_stop(position)
@@ -186,6 +191,7 @@ class SliceRun:
     def _send(self, page: Page) -> _InFlight:
         publish = None
         if page.records:
+            entity = self.job.spec.entities[self.claimed.entity]
             batch = PageBatch(
                 self.job.job_id,
                 self.job.spec.name,
@@ -193,6 +199,7 @@ class SliceRun:
                 self.claimed.slice_id,
                 self._fetch_page,
                 page.records,
+                keys=record_keys(page.records, entity.key, entity.key_type),
             )
             self._fetch_page += 1
             publish = asyncio.ensure_future(
@@ -203,6 +210,8 @@ class SliceRun:
                     message_id=batch.message_id,
                 )
             )
+            metrics.CONFIRMS_PENDING.inc()
+            publish.add_done_callback(lambda _: metrics.CONFIRMS_PENDING.dec())
         last = page.next_position is None
         return _InFlight(publish, len(page.records), page.next_position, last, page.file_stats)
 

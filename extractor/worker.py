@@ -40,6 +40,7 @@ from extractor.leases import ClaimedSlice, SliceLeases
 from extractor.ledger import Ledger
 from extractor.ledger_schema import TERMINAL
 from extractor.page_sources import DumpSource, HttpSource, Source
+from extractor.queue_depth import QueueDepthGate
 from extractor.shared_limit import SharedRateLimiter
 from extractor.slice_run import BROKER_ERRORS, JobContext, PageSlots, SliceRun
 from extractor.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
@@ -229,11 +230,20 @@ class WorkerPool:
         if cached is None or cached.source.location != _location(record.options):
             spec = DatasetSpec.model_validate(record.spec_body)
             exchange = await self.topology.declare_exchanges(self.channel)
-            await self.topology.declare_dataset(self.channel, self.settings.amqp.consumers, spec)
+            pairs = await self.topology.declare_dataset(
+                self.channel, self.settings.amqp.consumers, spec
+            )
             self._forget_idle_jobs()
             source = self._source(job_id, record.options, spec)
-            self._jobs[job_id] = JobContext(job_id, spec, source, exchange)
+            gate = self._depth_gate(spec.name, pairs)
+            self._jobs[job_id] = JobContext(job_id, spec, source, exchange, gate)
         return self._jobs[job_id]
+
+    def _depth_gate(self, dataset: str, pairs: list[tuple[str, str]]) -> QueueDepthGate:
+        queues: dict[str, list[str]] = {}
+        for consumer, entity in pairs:
+            queues.setdefault(entity, []).append(Topology.queue_name(consumer, dataset, entity))
+        return QueueDepthGate(self.connection, queues, self.settings.extractor_max_queue_depth)
 
     def _source(self, job_id: str, options: dict[str, Any], spec: DatasetSpec) -> Source:
         """Files for a dump job (no rate limit or breaker), else the HTTP fetcher."""

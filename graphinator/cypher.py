@@ -121,8 +121,10 @@ def node_keys(spec: DatasetSpec) -> dict[str, str]:
 
 def constraint_statements(spec: DatasetSpec) -> list[str]:
     """A uniqueness constraint per mapped label (idempotent)."""
+    # The name is built from two checked identifiers (so it is safe to quote) but may be
+    # longer than one: 64-character labels are legal in a spec.
     return [
-        f"CREATE CONSTRAINT {ident(f'{label}_{key}_unique')} IF NOT EXISTS "
+        f"CREATE CONSTRAINT `{label}_{key}_unique` IF NOT EXISTS "
         f"FOR (n:{ident(label)}) REQUIRE n.{ident(key)} IS UNIQUE"
         for label, key in sorted(node_keys(spec).items())
     ]

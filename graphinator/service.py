@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from neo4j import AsyncGraphDatabase
 
 from common.consumer import consume
-from common.resilience import retry_transient
+from common.resilience import retry_transient, unless_stopped
 from common.settings import GraphinatorSettings
 from common.spec import load_spec
 from graphinator.cypher import node_keys
@@ -31,7 +31,10 @@ async def run(settings: GraphinatorSettings, stop: asyncio.Event) -> None:
         )
         stack.push_async_callback(driver.close)
         sink = Neo4jSink(driver, spec, n4j.neo4j_database)
-        await retry_transient(sink.create_constraints, sink.is_transient, what="create constraints")
+        constraints = retry_transient(
+            sink.create_constraints, sink.is_transient, what="create constraints"
+        )
+        await unless_stopped(constraints, stop)
         await consume(
             service=SERVICE,
             spec=spec,

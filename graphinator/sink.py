@@ -14,9 +14,9 @@ import neo4j
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from common import metrics
-from common.batch import WriteResult
 from common.envelope import EndOfJob
 from common.records import PreparedRecord
+from common.sink import WriteResult
 from common.spec import DatasetSpec
 from graphinator.cypher import EntityQueries, constraint_statements, count_queries, entity_queries
 from graphinator.rows import node_row, relationship_rows
@@ -44,6 +44,8 @@ def _by_target(row: dict[str, Any]) -> str:
 
 class Neo4jSink:
     """MERGEs batches of one dataset's entities into the graph."""
+
+    reads_docs = True  # properties and relationships come from the documents
 
     def __init__(
         self,

@@ -4,7 +4,9 @@
 #   1. docker-compose.yml   docker-compose config -q   (+ docker compose config -q if the
 #                           Compose v2 plugin is there)
 #   2. Dockerfile           hadolint, plus: every COPY source exists in the build context
-#   3. Prometheus config    promtool check config deploy/prometheus/prometheus.yml
+#   3. Prometheus config    promtool check config deploy/prometheus/prometheus.yml (compose)
+#                           and deploy/prometheus/local.yml (scripts/services.sh); promtool
+#                           check rules and test rules (alerts.yml, alerts_test.yml)
 #
 # Missing tools are installed: docker-compose and promtool (package `prometheus`, no daemon is
 # started) with apt-get, hadolint with pip into a throwaway virtualenv. If hadolint cannot be
@@ -189,6 +191,10 @@ run_check "Dockerfile COPY sources" check_copy_sources
 # ----------------------------------------------------------------------------- Prometheus
 if ensure_command promtool prometheus; then
     run_check "promtool check config" promtool check config deploy/prometheus/prometheus.yml
+    # local.yml reads targets from .local/prometheus/targets/ (a warning while it is missing)
+    run_check "promtool check config (local)" promtool check config deploy/prometheus/local.yml
+    run_check "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
+    run_check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml
 else
     warn "promtool is missing and could not be installed (Debian package: prometheus)"
     run_check "promtool check config" false

@@ -36,5 +36,13 @@ for _ in $(seq 1 100); do
         2>/dev/null && break
     sleep 0.2
 done
-echo "demo API, tableinator and graphinator running (logs in .local/logs/)"
+# Prometheus (started by services.sh on 127.0.0.1:9090) scrapes the three processes.
+mkdir -p .local/prometheus/targets
+cat > .local/prometheus/targets/demo.json <<'JSON'
+[{"targets": ["127.0.0.1:9101"], "labels": {"job": "tableinator"}},
+ {"targets": ["127.0.0.1:9102"], "labels": {"job": "graphinator"}},
+ {"targets": ["127.0.0.1:9103"], "labels": {"job": "extractor"}}]
+JSON
+echo "demo API, tableinator and graphinator running (logs in .local/logs/;" \
+    "metrics in Prometheus at http://127.0.0.1:9090)"
 METRICS_PORT=9103 .venv/bin/extractor run "$@"

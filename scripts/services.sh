@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Local services for development and CI, without systemd or Docker:
-#   RabbitMQ (AMQP 127.0.0.1:5672), PostgreSQL 15 (127.0.0.1:5432), Neo4j 5.26 (Bolt 127.0.0.1:7687).
+#   RabbitMQ (AMQP 127.0.0.1:5672, Prometheus metrics 127.0.0.1:15692), PostgreSQL 15
+#   (127.0.0.1:5432), Neo4j 5.26 (Bolt 127.0.0.1:7687), Prometheus (http://127.0.0.1:9090).
 #
-#   scripts/services.sh {start|stop|status|restart} [rabbitmq|postgres|neo4j|all]   (default: all)
+#   scripts/services.sh {start|stop|status|restart} [rabbitmq|postgres|neo4j|prometheus|all]
+#   (default: all)
 #
 # Idempotent: installs what is missing (Debian packages via apt-get, Neo4j via Maven), starts
 # what is down, leaves alone what is up. Works as root (or with sudo), with or without stdin.
 # Everything it creates for RabbitMQ and Neo4j lives under .local/ of the repository
-# (git-ignored): .local/m2 (Maven), .local/neo4j, .local/rabbitmq, .local/logs, .local/run.
+# (git-ignored): .local/m2 (Maven), .local/neo4j, .local/rabbitmq, .local/prometheus, .local/logs,
+# .local/run. Prometheus (Debian's package) scrapes the targets listed in files under
+# .local/prometheus/targets/ (see deploy/prometheus/local.yml).
 # PostgreSQL is Debian's cluster 15/main (log: /var/log/postgresql/postgresql-15-main.log) with
 # role and database "backfill" (password "backfill").
 #
 # Environment overrides:
-#   RABBITMQ_NODE_PORT (5672)  PGPORT (5432)  NEO4J_BOLT_PORT (7687)
+#   RABBITMQ_NODE_PORT (5672)  RABBITMQ_PROMETHEUS_PORT (15692)  PGPORT (5432)
+#   NEO4J_BOLT_PORT (7687)  PROMETHEUS_PORT (9090)
 #   NEO4J_HOME_DIR (.local/neo4j)  NEO4J_HEAP (1g)  NEO4J_AUTH_ENABLED (false)  NEO4J_PASSWORD
 #   SERVICES_START_TIMEOUT (seconds to wait for each service to become ready, 120)
 #
@@ -47,6 +52,14 @@ RABBITMQ_BASE="$LOCAL/rabbitmq"
 RABBITMQ_LOG="$LOG_DIR/rabbitmq.log"           # the node's own log
 RABBITMQ_OUT="$LOG_DIR/rabbitmq-console.log"   # stdout/stderr of the launcher
 RABBITMQ_LAUNCHER_PID="$RUN_DIR/rabbitmq-launcher.pid"
+RABBITMQ_PROMETHEUS_PORT="${RABBITMQ_PROMETHEUS_PORT:-15692}"
+PROM_PORT="${PROMETHEUS_PORT:-9090}"
+PROM_BIN=/usr/bin/prometheus
+PROM_BASE="$LOCAL/prometheus"
+PROM_TARGETS="$PROM_BASE/targets"
+PROM_CONFIG="$REPO/deploy/prometheus/local.yml"
+PROM_LOG="$LOG_DIR/prometheus.log"
+PROM_PID="$RUN_DIR/prometheus.pid"
 TIMEOUT="${SERVICES_START_TIMEOUT:-120}"
 
 T0="$EPOCHREALTIME"
@@ -139,6 +152,7 @@ apt_ensure() {
 
 RABBITMQ_PKGS=("$RABBITMQ_BIN/rabbitmq-server:rabbitmq-server")
 POSTGRES_PKGS=("$PG_BIN/postgres:postgresql" "/usr/bin/pg_ctlcluster:postgresql-common")
+PROMETHEUS_PKGS=("$PROM_BIN:prometheus")
 NEO4J_PKGS=()
 neo4j_pkgs() {
     NEO4J_PKGS=()
@@ -198,9 +212,35 @@ rabbitmq_prepare() {
 loopback_users.guest = true
 log.file.level = info
 log.console = false
+# rabbitmq_prometheus: queue depths for Prometheus, on loopback only
+prometheus.tcp.ip = $HOST
+prometheus.tcp.port = $RABBITMQ_PROMETHEUS_PORT
 EOF
     [ -e "$RABBITMQ_ADVANCED_CONFIG_FILE" ] || echo '[].' >"$RABBITMQ_ADVANCED_CONFIG_FILE"
-    [ -e "$RABBITMQ_ENABLED_PLUGINS_FILE" ] || echo '[].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+    grep -q rabbitmq_prometheus "$RABBITMQ_ENABLED_PLUGINS_FILE" 2>/dev/null \
+        || echo '[rabbitmq_prometheus].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+}
+
+# A node of ours started before the plugin was part of its set: enable it without a restart.
+rabbitmq_ensure_prometheus() {
+    local port="$RABBITMQ_PROMETHEUS_PORT" wildcard=
+    # listening on every interface (enabled by hand without our settings): rebind it
+    ss -Hltn "sport = :$port" 2>/dev/null | grep -qvF "$HOST:$port" && wildcard=1
+    port_open "$HOST" "$port" && [ -z "$wildcard" ] && return 0
+    if ! rabbitmq_managed; then
+        log rabbitmq "not started by this script: enable rabbitmq_prometheus on it yourself (port $port)"
+        return 0
+    fi
+    rabbitmq_prepare
+    [ -n "$wildcard" ] && rabbitmq_cli rabbitmq-plugins disable rabbitmq_prometheus
+    # the running node read rabbitmq.conf before the plugin was in its set: set the listener
+    rabbitmq_cli rabbitmqctl eval \
+        "application:set_env(rabbitmq_prometheus, tcp_config, [{ip, \"$HOST\"}, {port, $port}])."
+    if rabbitmq_cli rabbitmq-plugins enable rabbitmq_prometheus; then
+        log rabbitmq "enabled rabbitmq_prometheus on http://$HOST:$RABBITMQ_PROMETHEUS_PORT/metrics"
+    else
+        tail_log "$RUN_DIR/rabbitmq-cli.out"; log rabbitmq "could not enable rabbitmq_prometheus"
+    fi
 }
 
 start_rabbitmq() {
@@ -211,6 +251,7 @@ start_rabbitmq() {
     if rabbitmq_up; then
         if rabbitmq_managed; then
             log rabbitmq "already up on amqp://$HOST:$RABBITMQ_PORT"
+            rabbitmq_ensure_prometheus
         else
             log rabbitmq "port $HOST:$RABBITMQ_PORT already answers (a broker not started by this script); using it"
         fi
@@ -541,6 +582,110 @@ status_neo4j() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Prometheus: Debian's package, run as our own process on 127.0.0.1 with
+# deploy/prometheus/local.yml (1 s scrapes; targets from files under .local/prometheus/targets,
+# written by tests and scripts/demo.sh for the processes they start). Storage under
+# .local/prometheus/data, log .local/logs/prometheus.log.
+
+prometheus_pid() { local p; p="$(read_pid "$PROM_PID")"; pid_matches "$p" "$PROM_BIN" && echo "$p" || true; }
+
+prometheus_up() {
+    port_open "$HOST" "$PROM_PORT" || return 1
+    command -v curl >/dev/null || return 0
+    curl -sf -o /dev/null "http://$HOST:$PROM_PORT/-/ready" 2>/dev/null
+}
+
+# the targets services.sh knows: Prometheus itself and RabbitMQ's per-queue metrics
+prometheus_targets() {
+    mkdir -p "$PROM_TARGETS"
+    printf '[{"targets": ["%s:%s"], "labels": {"job": "prometheus"}}]\n' "$HOST" "$PROM_PORT" \
+        >"$PROM_TARGETS/.prometheus.tmp"
+    mv -f "$PROM_TARGETS/.prometheus.tmp" "$PROM_TARGETS/prometheus.json"
+    # one series per queue; every 5 s, as the node may hold the queues of many test runs
+    printf '[{"targets": ["%s:%s"], "labels": {"job": "rabbitmq", "__metrics_path__": "/metrics/per-object", "__scrape_interval__": "5s", "__scrape_timeout__": "4s"}}]\n' \
+        "$HOST" "$RABBITMQ_PROMETHEUS_PORT" >"$PROM_TARGETS/.rabbitmq.tmp"
+    mv -f "$PROM_TARGETS/.rabbitmq.tmp" "$PROM_TARGETS/rabbitmq.json"
+}
+
+start_prometheus() {
+    local t="$EPOCHREALTIME"
+    apt_ensure prometheus "${PROMETHEUS_PKGS[@]}"
+    lock_service prometheus
+    prometheus_targets
+    local pid; pid="$(prometheus_pid)"
+    if prometheus_up; then
+        if [ -n "$pid" ]; then
+            kill -HUP "$pid"  # re-read local.yml and alerts.yml, which may have changed
+            log prometheus "already up on http://$HOST:$PROM_PORT (pid $pid); configuration reloaded"
+        else
+            log prometheus "port $HOST:$PROM_PORT already answers (a server not started by this script); using it"
+        fi
+        record prometheus "$t"; return 0
+    fi
+    if [ -z "$pid" ]; then
+        if port_open "$HOST" "$PROM_PORT"; then
+            die prometheus "port $HOST:$PROM_PORT is taken by something that is not a ready Prometheus"
+        fi
+        "$PROM_BIN" --version >/dev/null 2>&1 || die prometheus "$PROM_BIN does not run"
+        mkdir -p "$PROM_BASE/data"
+        [ -e "$PROM_LOG" ] && mv -f "$PROM_LOG" "$PROM_LOG.1"
+        (
+            cd "$PROM_BASE"
+            exec nohup setsid "$PROM_BIN" --config.file="$PROM_CONFIG" \
+                --storage.tsdb.path="$PROM_BASE/data" --storage.tsdb.retention.time=2d \
+                --web.listen-address="$HOST:$PROM_PORT" --web.enable-lifecycle
+        ) </dev/null >"$PROM_LOG" 2>&1 8>&- 9>&- &
+        pid=$!
+        echo "$pid" >"$PROM_PID"
+        log prometheus "starting (pid $pid, log $PROM_LOG)"
+    else
+        log prometheus "already starting (pid $pid), waiting"
+    fi
+    local deadline=$((SECONDS + TIMEOUT))
+    until prometheus_up; do
+        if ! pid_alive "$pid"; then
+            tail_log "$PROM_LOG"; die prometheus "exited during start-up (log: $PROM_LOG)"
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail_log "$PROM_LOG"; die prometheus "not ready on $HOST:$PROM_PORT after ${TIMEOUT} s (log: $PROM_LOG)"
+        fi
+        sleep 0.3
+    done
+    log prometheus "up on http://$HOST:$PROM_PORT (targets: $PROM_TARGETS) in $(since "$t") s"
+    record prometheus "$t"
+}
+
+stop_prometheus() {
+    lock_service prometheus
+    local pid; pid="$(prometheus_pid)"
+    if [ -z "$pid" ]; then
+        rm -f "$PROM_PID"
+        if port_open "$HOST" "$PROM_PORT"; then
+            log prometheus "port $PROM_PORT answers but the server was not started by this script; left alone"
+        else
+            log prometheus "not running"
+        fi
+        return 0
+    fi
+    local t="$EPOCHREALTIME"
+    kill -TERM "$pid" 2>/dev/null || true
+    stop_pids prometheus 30 "$pid"
+    rm -f "$PROM_PID"
+    log prometheus "stopped in $(since "$t") s"
+}
+
+status_prometheus() {
+    local pid who; pid="$(prometheus_pid)"
+    if prometheus_up; then
+        if [ -n "$pid" ]; then who="pid $pid, targets $PROM_TARGETS"; else who="not started by this script"; fi
+        printf '%-10s up    http://%s:%s (%s)\n' prometheus "$HOST" "$PROM_PORT" "$who"
+    else
+        printf '%-10s down  http://%s:%s\n' prometheus "$HOST" "$PROM_PORT"
+        return 3
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
 
 # wait up to $2 s for the pids to exit, then SIGKILL them
 stop_pids() {
@@ -565,7 +710,7 @@ stop_pids() {
 record() { since "$T0" >"$RUN_DIR/elapsed.$MAIN_PID.$1"; }
 
 usage() {
-    echo "usage: $0 {start|stop|status|restart} [rabbitmq|postgres|neo4j|all]" >&2
+    echo "usage: $0 {start|stop|status|restart} [rabbitmq|postgres|neo4j|prometheus|all]" >&2
     exit 2
 }
 
@@ -598,6 +743,7 @@ do_start() {
         case "$s" in
             rabbitmq) pkgs+=("${RABBITMQ_PKGS[@]}") ;;
             postgres) pkgs+=("${POSTGRES_PKGS[@]}") ;;
+            prometheus) pkgs+=("${PROMETHEUS_PKGS[@]}") ;;
             neo4j) neo4j_pkgs; pkgs+=("${NEO4J_PKGS[@]}")
                    if [ "${#NEO4J_PKGS[@]}" -eq 0 ]; then start_neo4j & neo4j_job=$!; fi ;;
         esac
@@ -632,8 +778,8 @@ main() {
     [ $# -le 2 ] || usage
     local services
     case "$which" in
-        all) services=(rabbitmq postgres neo4j) ;;
-        rabbitmq|postgres|neo4j) services=("$which") ;;
+        all) services=(rabbitmq postgres neo4j prometheus) ;;
+        rabbitmq|postgres|neo4j|prometheus) services=("$which") ;;
         *) usage ;;
     esac
     mkdir -p "$LOG_DIR" "$RUN_DIR"

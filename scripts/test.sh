@@ -15,5 +15,12 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+if [ $# -eq 0 ]; then
+    # Airflow and Prefect each have their own venv; their tests are skipped in .venv's run.
+    echo "== orchestration: Airflow DAG and Prefect flow (tests/orchestration)"
+    scripts/setup-orchestration.sh
+    .local/venv/airflow/bin/pytest -q tests/orchestration/test_airflow_dag.py
+    .local/venv/prefect/bin/pytest -q tests/orchestration/test_prefect_flow.py
+fi
 echo "== pytest"
 .venv/bin/pytest "$@"

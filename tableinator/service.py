@@ -10,7 +10,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from common.consumer import consume
-from common.resilience import retry_transient
+from common.resilience import retry_transient, unless_stopped
 from common.settings import TableinatorSettings
 from common.spec import load_spec
 from tableinator.sink import TRANSIENT, PostgresSink, prepare_database, stage_configurer
@@ -49,7 +49,7 @@ async def run(settings: TableinatorSettings, stop: asyncio.Event) -> None:
             async with pool.connection() as conn:
                 await prepare_database(conn, spec, pg.postgres_schema)
 
-        await retry_transient(prepare, _ddl_retryable, what="create tables")
+        await unless_stopped(retry_transient(prepare, _ddl_retryable, what="create tables"), stop)
         sink = PostgresSink(
             pool, spec, pg.postgres_schema, bulk_load=pg.postgres_bulk_load, service=SERVICE
         )

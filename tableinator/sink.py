@@ -17,10 +17,10 @@ from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from common import metrics
-from common.batch import WriteResult
 from common.envelope import EndOfJob
 from common.errors import BadMessageError
 from common.records import PreparedRecord
+from common.sink import WriteResult
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema
 from tableinator.copy_text import encode_rows
@@ -32,6 +32,10 @@ TRANSIENT = (
     PoolTimeout,
 )
 
+# Operational errors (class 54) that retrying cannot cure: e.g. a key too long for the
+# primary key's index ("index row size exceeds maximum") must be split out and dead-lettered,
+# not retried forever while the queue stands still.
+NEVER_TRANSIENT = (psycopg.errors.ProgramLimitExceeded,)
 
 # An escaped NUL: backslash-u0000 after an even number of backslashes (JSON escapes).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -39,6 +43,10 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 class PostgresSink:
     """Upserts batches of one dataset's entities into their tables."""
+
+    reads_docs = (
+        False  # PostgreSQL reads the JSON text: records of keyed pages are never parsed here.
+    )
 
     def __init__(
         self,
@@ -68,7 +76,7 @@ class PostgresSink:
         }
 
     def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, TRANSIENT)
+        return isinstance(exc, TRANSIENT) and not isinstance(exc, NEVER_TRANSIENT)
 
     def check(self, entity: str, record: PreparedRecord) -> None:
         """PostgreSQL's jsonb and text cannot hold U+0000: such a record is dead-lettered."""
@@ -125,6 +133,7 @@ class PostgresSink:
     def _observe_pool(self) -> None:
         stats = self.pool.get_stats()
         size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        metrics.POOL_CONNECTIONS.labels(self.service, "max").set(self.pool.max_size)
         metrics.POOL_CONNECTIONS.labels(self.service, "open").set(size)
         metrics.POOL_CONNECTIONS.labels(self.service, "in_use").set(size - idle)
         metrics.POOL_CONNECTIONS.labels(self.service, "waiting").set(

@@ -10,6 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from common.envelope import EndOfJob, PageBatch, encode
+from common.records import record_keys
 from common.topology import Topology
 
 TOPOLOGY = Topology()
@@ -23,12 +24,18 @@ async def publish_pages(
     job_id: str = "job",
     entity: str = "replays",
     end: bool = True,
+    keyed_by: str | None = None,
 ) -> int:
-    """Publish pages (and an end-of-job message); returns the number of pages."""
+    """Publish pages (and an end-of-job message); returns the number of pages.
+
+    Pages are version 1 (records in one array) unless ``keyed_by`` names the key path: then
+    keyed, as the extractor publishes them.
+    """
     exchange = await TOPOLOGY.declare_exchanges(channel)
     count = records = 0
     for number, page in enumerate(pages):
-        batch = PageBatch(job_id, dataset, entity, "slice", number, page)
+        keys = None if keyed_by is None else record_keys(page, keyed_by, "text")
+        batch = PageBatch(job_id, dataset, entity, "slice", number, page, keys=keys)
         await exchange.publish(
             aio_pika.Message(
                 encode(batch),

@@ -1,0 +1,1 @@
+"""Airflow 3: the example DAG (dags/) and the deferrable wait it uses."""

@@ -1,0 +1,1 @@
+"""Prefect 3: the example flow (backfill_flow.py)."""
