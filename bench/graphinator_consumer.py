@@ -8,7 +8,6 @@ the graph counted.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from bench.graph_context import (
     GraphNamespace,
     watching_foreign_work,
 )
-from bench.measure import Measurement, Stopwatch, cpu_seconds, load_average, sampling_rss
+from bench.measure import Measurement, Stopwatch, cpu_seconds, load_average, run_until_finalised
 from bench.records import PAGE_SIZE, BenchRecords
 from common.envelope import EndOfJob, encode
 from common.settings import (
@@ -253,21 +252,6 @@ async def _consume_until_finalised(
         batch=batch,
         observability=ObservabilitySettings(metrics_port=None),
     )
-    stop = asyncio.Event()
-    async with sampling_rss() as rss:
-        watch = Stopwatch()
-        consumer = asyncio.create_task(run_graphinator(settings, stop))
-        finalised = asyncio.create_task(waiter.wait([(CONSUMER, ENTITY)], ctx.timeout))
-        try:
-            await asyncio.wait({consumer, finalised}, return_when=asyncio.FIRST_COMPLETED)
-            if consumer.done():
-                consumer.result()  # raises what stopped it
-                raise RuntimeError("graphinator stopped before finalising the job")
-            if not finalised.result():
-                raise TimeoutError(f"graphinator did not finalise within {ctx.timeout} s")
-            seconds = watch.elapsed(waiter.events[(CONSUMER, ENTITY)]["received_at"])
-        finally:
-            stop.set()
-            finalised.cancel()
-            await asyncio.gather(consumer, finalised, return_exceptions=True)
-    return seconds, rss.peak
+    return await run_until_finalised(
+        CONSUMER, lambda stop: run_graphinator(settings, stop), waiter, ENTITY, ctx.timeout
+    )

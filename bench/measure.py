@@ -8,11 +8,13 @@ import platform
 import resource
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from extractor.completion import CompletionWaiter
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -132,3 +134,35 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+async def run_until_finalised(
+    name: str,
+    service: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    waiter: CompletionWaiter,
+    entity: str,
+    seconds_allowed: float,
+) -> tuple[float, float]:
+    """Run a consumer from a cold start until it reports the job; (seconds, peak RSS).
+
+    ``service(stop)`` runs the consumer until ``stop`` is set; ``waiter`` hears its
+    end-of-job event (``name`` and ``entity``).
+    """
+    stop = asyncio.Event()
+    async with sampling_rss() as rss:
+        watch = Stopwatch()
+        consumer = asyncio.create_task(service(stop))
+        finalised = asyncio.create_task(waiter.wait([(name, entity)], seconds_allowed))
+        try:
+            await asyncio.wait({consumer, finalised}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer.done():
+                consumer.result()  # raises what stopped it
+                raise RuntimeError(f"{name} stopped before finalising the job")
+            if not finalised.result():
+                raise TimeoutError(f"{name} did not finalise within {seconds_allowed} s")
+            seconds = watch.elapsed(waiter.events[(name, entity)]["received_at"])
+        finally:
+            stop.set()
+            finalised.cancel()
+            await asyncio.gather(consumer, finalised, return_exceptions=True)
+    return seconds, rss.peak

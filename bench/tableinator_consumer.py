@@ -7,7 +7,6 @@ finalised on the events exchange, which it does only after every record is commi
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from prometheus_client import REGISTRY
@@ -15,7 +14,7 @@ from psycopg import sql
 
 from bench.broker import publish_all, queue_depth
 from bench.context import CONSUMER, ENTITY, BenchContext, Namespace
-from bench.measure import Measurement, Stopwatch, cpu_seconds, sampling_rss
+from bench.measure import Measurement, Stopwatch, cpu_seconds, run_until_finalised
 from bench.records import PAGE_SIZE, BenchRecords
 from common.envelope import EndOfJob, encode
 from common.settings import (
@@ -154,21 +153,6 @@ async def _consume_until_finalised(
         batch=batch,
         observability=ObservabilitySettings(metrics_port=None),
     )
-    stop = asyncio.Event()
-    async with sampling_rss() as rss:
-        watch = Stopwatch()
-        consumer = asyncio.create_task(run_tableinator(settings, stop))
-        finalised = asyncio.create_task(waiter.wait([(CONSUMER, ENTITY)], ctx.timeout))
-        try:
-            await asyncio.wait({consumer, finalised}, return_when=asyncio.FIRST_COMPLETED)
-            if consumer.done():
-                consumer.result()  # raises what stopped it
-                raise RuntimeError("tableinator stopped before finalising the job")
-            if not finalised.result():
-                raise TimeoutError(f"tableinator did not finalise within {ctx.timeout} s")
-            seconds = watch.elapsed(waiter.events[(CONSUMER, ENTITY)]["received_at"])
-        finally:
-            stop.set()
-            finalised.cancel()
-            await asyncio.gather(consumer, finalised, return_exceptions=True)
-    return seconds, rss.peak
+    return await run_until_finalised(
+        CONSUMER, lambda stop: run_tableinator(settings, stop), waiter, ENTITY, ctx.timeout
+    )

@@ -180,11 +180,13 @@ class BatchProcessor:
             )
             lane.jobs.add(page.job_id)
         prepared: list[PreparedRecord] = []
+        checking = self.sink.suspect(message.body)
         for index, ready in enumerate(prepare_page(page, lane.spec, parse=self.sink.reads_docs)):
             try:
                 if isinstance(ready, Rejected):
                     raise ready.error
-                self.sink.check(lane.entity, ready)
+                if checking:
+                    self.sink.check(lane.entity, ready)
                 prepared.append(ready)
             except BadMessageError as exc:
                 record = ready.record if isinstance(ready, Rejected) else ready.for_dead_letter()

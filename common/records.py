@@ -15,6 +15,7 @@ from common.spec import EntitySpec, KeyType
 
 _MISSING: Any = object()
 _blake2b = hashlib.blake2b
+HASH_BYTES = 16  # BLAKE2b digest size of every content hash
 
 
 def get_path(record: Any, path: str, default: Any = None) -> Any:
@@ -52,7 +53,7 @@ def canonical_json(record: dict[str, Any]) -> bytes:
 
 def content_hash(record: dict[str, Any]) -> bytes:
     """A stable 16-byte hash of a record's content (key order does not matter)."""
-    return hashlib.blake2b(canonical_json(record), digest_size=16).digest()
+    return hashlib.blake2b(canonical_json(record), digest_size=HASH_BYTES).digest()
 
 
 class PreparedRecord:
@@ -101,7 +102,7 @@ def prepare(record: Any, key_path: str, key_type: KeyType) -> PreparedRecord:
         json = canonical_json(record)
     except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson allows
         raise BadMessageError(f"record cannot be serialised: {exc}", code="bad_record") from None
-    digest = hashlib.blake2b(json, digest_size=16).digest()
+    digest = hashlib.blake2b(json, digest_size=HASH_BYTES).digest()
     return PreparedRecord(key, digest, json, record)
 
 
@@ -109,7 +110,9 @@ def prepare_line(line: bytes, key: Any, key_type: KeyType, *, parse: bool) -> Pr
     """Key and hash a record of a keyed page from its line, parsing it only if ``parse``."""
     if not line.startswith(b"{"):
         raise BadMessageError("record is not a JSON object", code="bad_record")
-    record = PreparedRecord(cast_key(key, key_type), _blake2b(line, digest_size=16).digest(), line)
+    record = PreparedRecord(
+        cast_key(key, key_type), _blake2b(line, digest_size=HASH_BYTES).digest(), line
+    )
     if parse and not isinstance(record.doc, dict):
         raise BadMessageError("record is not a JSON object", code="bad_record")
     return record

@@ -22,6 +22,9 @@ class Sink(Protocol):
 
     reads_docs: bool  # whether write() reads records' documents (else only key, hash, JSON)
 
+    def suspect(self, body: bytes) -> bool:
+        """Whether a record of this message body might fail ``check`` (else it is skipped)."""
+
     def check(self, entity: str, record: PreparedRecord) -> None:
         """Raise BadMessageError for a record this store can never hold."""
 

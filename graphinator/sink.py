@@ -72,6 +72,9 @@ class Neo4jSink:
             return True
         return isinstance(exc, TRANSIENT)
 
+    def suspect(self, body: bytes) -> bool:
+        return False
+
     def check(self, entity: str, record: PreparedRecord) -> None:
         """Neo4j stores any JSON value the rows module produces; nothing to refuse."""
 

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from common import metrics
 from common.envelope import EndOfJob
 from common.errors import BadMessageError
-from common.records import PreparedRecord
+from common.records import HASH_BYTES, PreparedRecord
 from common.sink import WriteResult
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema
@@ -78,6 +78,10 @@ class PostgresSink:
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, TRANSIENT) and not isinstance(exc, NEVER_TRANSIENT)
 
+    def suspect(self, body: bytes) -> bool:
+        """JSON writes U+0000 as an escape: a body without one holds no NUL."""
+        return b"\\u0000" in body
+
     def check(self, entity: str, record: PreparedRecord) -> None:
         """PostgreSQL's jsonb and text cannot hold U+0000: such a record is dead-lettered."""
         if b"\\u0000" in record.json and _NUL_ESCAPE.search(record.json):
@@ -110,9 +114,9 @@ class PostgresSink:
     ) -> list[PreparedRecord]:
         """The records whose key is new or whose hash differs (one indexed lookup)."""
         keys = orjson.dumps([record.key for record in records]).decode()
-        await cur.execute(self._lookups[entity], (keys,))
-        stored = {key: bytes(digest) for key, digest in await cur.fetchall()}
-        return [record for record in records if stored.get(record.key) != record.hash]
+        hashes = b"".join(record.hash for record in records)
+        await cur.execute(self._lookups[entity], (keys, hashes))
+        return [records[position - 1] for (position,) in await cur.fetchall()]
 
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         table = self._table(entity)
@@ -142,12 +146,23 @@ class PostgresSink:
 
 
 def hash_lookup(db_schema: str, table: TableSpec, key_type: str) -> sql.Composed:
-    """Stored hashes of a batch's keys. The keys travel as one JSON array: adapting a Python
-    list as a PostgreSQL array costs more than the lookup itself."""
+    """The positions (1-based) of a batch's records that are new or changed.
+
+    The keys travel as one JSON array and the 16-byte hashes as one bytea, and the store
+    compares them: an unchanged batch returns no rows (adapting Python lists as arrays, or
+    fetching every stored hash to compare in Python, costs more than the lookup itself).
+    """
     return sql.SQL(
-        "SELECT key, content_hash FROM {} WHERE key = ANY("
-        "ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)::{}))"
-    ).format(schema.table_ident(db_schema, table), sql.SQL(key_type))
+        "SELECT u.i FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS u(k, i)"
+        " LEFT JOIN {} t ON t.key = u.k::{}"
+        " WHERE t.content_hash IS DISTINCT FROM"
+        " substring(%s::bytea FROM (u.i::int - 1) * {} + 1 FOR {})"
+    ).format(
+        schema.table_ident(db_schema, table),
+        sql.SQL(key_type),
+        sql.Literal(HASH_BYTES),
+        sql.Literal(HASH_BYTES),
+    )
 
 
 def upsert_statement(db_schema: str, entity: EntitySpec) -> sql.Composed:
