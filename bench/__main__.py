@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import extractor_cli, graphinator
+from bench.chaos import cli as chaos_cli
 from bench.report import print_results
 from bench.tableinator import Options, run_bench
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_graphinator(commands)
     extractor_cli.add_parser(commands)
+    chaos_cli.add_parser(commands)
 
     plot = commands.add_parser("plot", help="draw the sweep of a --json results file")
     plot.add_argument("results", type=Path, help="a JSON file written by --json")
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "extractor":
         extractor_cli.run(args)
         return
+    if args.command == "chaos":
+        raise SystemExit(chaos_cli.run(args))
     options = Options(
         records=args.records,
         baseline_records=args.baseline_records,

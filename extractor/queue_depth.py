@@ -4,8 +4,9 @@ Publisher confirms and EXTRACTOR_MAX_IN_FLIGHT only slow the extractor once Rabb
 pushes back (flow control, then its memory alarm, which blocks every publisher on the
 broker). When a store is slow the consumer queues simply grow; this gate keeps them short
 instead: before each page is fetched, the depth (ready messages, from a passive queue
-declare, read at most every ``POLL_SECONDS`` per entity) of every consumer queue of the
-page's entity is checked, and fetching waits while one of them is over the limit.
+declare, read at most every ``POLL_SECONDS`` per entity, plus the pages let through since)
+of every consumer queue of the page's entity is checked, and fetching waits while one of
+them is over the limit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ GATE_ERRORS = (
     aio_pika.exceptions.AMQPError,
     aio_pika.exceptions.ChannelInvalidStateError,
     ConnectionError,
+    RuntimeError,  # aio-pika's "Connection was not opened" while it reconnects
 )
 
 
@@ -57,6 +59,14 @@ class QueueDepthGate:
                 waited = True
             metrics.QUEUE_DEPTH_WAITS.inc()
             await asyncio.sleep(POLL_SECONDS)
+        self._passed(entity)
+
+    def _passed(self, entity: str) -> None:
+        """Count the page about to be fetched into the depth until the next read: the
+        source may answer hundreds of pages in one poll interval, and each would see the
+        same stale depth; so the limit is overshot by at most the pages in flight."""
+        when, depth = self._read.get(entity, (0.0, 0))
+        self._read[entity] = (when, depth + 1)
 
     async def _depth(self, entity: str) -> int:
         """The deepest of the entity's queues, read again once ``POLL_SECONDS`` passed."""
