@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from common.consumer import service_main
-from common.settings import GraphinatorSettings
+import signal
+import sys
 
 DESCRIPTION = """\
 Consume page batches from RabbitMQ and MERGE them into Neo4j as nodes and relationships,
@@ -18,6 +18,10 @@ SIGTERM drains: held records are flushed and acked, then the process exits 0.
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A SIGTERM while the imports below run (about a second) finds nothing held: exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from common.consumer import service_main
+    from common.settings import GraphinatorSettings
     from graphinator.service import run
 
     service_main("graphinator", DESCRIPTION, GraphinatorSettings, run, argv)

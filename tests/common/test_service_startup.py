@@ -45,3 +45,14 @@ def test_sigterm_while_the_store_is_down(
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0, log.read_text()
     assert "stopped before consuming anything" in log.read_text()
+
+
+@pytest.mark.parametrize("service", ["tableinator", "graphinator"])
+def test_sigterm_during_the_imports(
+    service: str, demo_spec_file: Path, namespace: str, tmp_path: Path
+) -> None:
+    env = service_env(demo_spec_file, namespace)
+    with running(service, env, tmp_path / "service.log") as process:
+        time.sleep(0.3)  # the interpreter is importing the service's modules
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
