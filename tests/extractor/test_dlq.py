@@ -24,7 +24,7 @@ from common.envelope import PageBatch, decode, encode
 from common.topology import Topology
 from extractor.dlq import DeadLetter, DeadLetterQueue, Selection, replay_message
 from tableinator import service as tableinator_service
-from tests.support.broker import depth
+from tests.support.broker import declare, depth
 from tests.support.pipeline import tableinator_settings
 
 CONSUMER = "tableinator"
@@ -82,6 +82,9 @@ async def test_dead_letters_listed_shown_replayed_edited_and_purged(
     dlq_name = Topology.dead_letter_queue_name(CONSUMER, namespace, "replays")
     good = [record(f"g{i}") for i in range(8)]
     page = [*good[:4], record("cast", uploadtime="not a number"), record("nul", winner="a\0b")]
+    # Declared (and bound) before anything is published: a page published while the
+    # consumer is still declaring its queues would be unroutable and dropped.
+    await declare(amqp, CONSUMER, namespace)
     async with tableinator(demo_spec_file, namespace):
         await wait_for(lambda: _queue_exists(amqp, dlq_name))
         batch = PageBatch("job-a", namespace, "replays", "replays:2025-12-02", 3, page)
