@@ -74,7 +74,8 @@ async def count_statuses(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def inject_request_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse data requests over the rate limit (429) or by the error dice (503)."""
+    """Refuse data requests over the rate limit or by the throttle dice (429), or by the
+    error dice (503)."""
     if request.path not in DATA_PATHS:
         return await handler(request)
     injector = request.app[INJECTOR]
@@ -82,6 +83,10 @@ async def inject_request_faults(request: web.Request, handler: Handler) -> web.S
     if decision is not None and not decision.allowed:
         refusal = json_response({"error": "rate limit exceeded"}, status=429)
         refusal.headers.update(decision.headers())
+        return refusal
+    if injector.throttles():
+        refusal = json_response({"error": "secondary rate limit"}, status=429)
+        refusal.headers["Retry-After"] = "1"
         return refusal
     if injector.fails():
         return json_response({"error": "service unavailable"}, status=503)

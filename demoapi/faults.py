@@ -21,6 +21,13 @@ class Faults(BaseModel):
         default=0.0, ge=0, description="requests/s allowed over all clients, 0 = unlimited"
     )
     error_rate: float = Field(default=0.0, ge=0, le=1, description="share of requests answered 503")
+    throttle_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of requests answered 429 with Retry-After: 1 whatever the quota "
+        "(a secondary limit, like GitHub's, that RateLimit-Remaining does not warn of)",
+    )
     slow_rate: float = Field(
         default=0.0, ge=0, le=1, description="share of pages delayed by slow_ms"
     )
@@ -99,12 +106,17 @@ class FaultInjector:
         self._bucket = TokenBucket(faults.rate_limit, clock) if faults.rate_limit > 0 else None
         # One stream per kind of fault, so turning one knob does not reshuffle the others.
         self._error_dice = random.Random(f"{faults.fault_seed}:error")
+        self._throttle_dice = random.Random(f"{faults.fault_seed}:throttle")
         self._slow_dice = random.Random(f"{faults.fault_seed}:slow")
         self._malformed_dice = random.Random(f"{faults.fault_seed}:malformed")
 
     def admit(self) -> RateDecision | None:
         """Ask the rate limiter about one request; None when there is no limit."""
         return None if self._bucket is None else self._bucket.acquire()
+
+    def throttles(self) -> bool:
+        """Whether this request is refused 429 by the secondary limit."""
+        return _roll(self._throttle_dice, self.faults.throttle_rate)
 
     def fails(self) -> bool:
         """Whether this request is answered 503."""

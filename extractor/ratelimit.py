@@ -1,16 +1,17 @@
 """Adaptive rate limiting: the AIMD policy, the latency signal, and an in-process limiter.
 
 The policy: start at the spec's initial rate; every ``increase_every`` healthy responses
-raise it (x1.1 + 1) unless latency is rising or the quota is getting spent
-(RateLimit-Remaining under three quarters of RateLimit-Limit); when less than half of the
-quota is left, take a twentieth off; on 429/503 halve it and pause for Retry-After; when
-RateLimit-Remaining reaches 0, take a fifth off and pause until RateLimit-Reset; when latency
-rises well above its floor, take a tenth off. Never above the maximum, never below the
-minimum. A decrease happens once per *epoch*: every request carries the epoch it was sent
-under, and the responses to requests sent before a decrease cannot lower the rate again
-(a burst of 429s answers one overload, not many). A job's workers share one limiter through the
-ledger (``extractor.shared_limit``); ``AdaptiveRateLimiter`` is the same policy in one
-process, for the dry run's count requests.
+(fewer at a low rate: at least one increase per half second of them, so a rate knocked
+down to the floor climbs back in seconds, not minutes) raise it (x1.1 + 1) unless latency
+is rising or the quota is getting spent (RateLimit-Remaining under three quarters of
+RateLimit-Limit); when less than half of the quota is left, take a twentieth off; on
+429/503 halve it and pause for Retry-After; when RateLimit-Remaining reaches 0, take a fifth
+off and pause until RateLimit-Reset; when latency rises well above its floor, take a tenth
+off. Never above the maximum, never below the minimum. A decrease happens once per *epoch*:
+every request carries the epoch it was sent under, and the responses to requests sent
+before a decrease cannot lower the rate again (a burst of 429s answers one overload, not
+many). A job's workers share one limiter through the ledger (``extractor.shared_limit``);
+``AdaptiveRateLimiter`` is the same policy in one process, for the dry run's count requests.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ QUOTA_HOLD = 0.75  # no increase while less than this share of RateLimit-Limit r
 QUOTA_PACE = 0.5  # slow down a little while less than this share remains
 ASSUMED_PAGE_SECONDS = 0.25  # page latency the default concurrency can keep up with
 MIN_CONCURRENCY, MAX_CONCURRENCY = 8, 64
+INCREASE_SECONDS = 0.5  # at a low rate, an increase is earned by this long of healthy responses
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class RatePolicy:
     @property
     def start(self) -> float:
         return min(self.initial, self.maximum)
+
+    def increase_interval(self, rate: float) -> int:
+        """Healthy responses that earn one increase at ``rate``: ``increase_every``, or half
+        a second's worth when that is fewer (at 1 request/s, every response)."""
+        return max(1, min(self.increase_every, math.ceil(rate * INCREASE_SECONDS)))
 
     def increased(self, rate: float, steps: int) -> float:
         """The rate after ``steps`` rounds of healthy responses."""
@@ -175,7 +182,7 @@ class AdaptiveRateLimiter:
             self._healthy_streak = 0
             return
         self._healthy_streak += 1
-        if self._healthy_streak >= self.policy.increase_every:
+        if self._healthy_streak >= self.policy.increase_interval(self.rate):
             self._healthy_streak = 0
             self.rate = self.policy.increased(self.rate, 1)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from extractor import metrics
 from extractor.ledger import Ledger
+from extractor.ratelimit import INCREASE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,12 @@ WITH cur AS (
               tokens + greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)) * rate)
             AS available,
         paused_until > clock_timestamp() AS paused,
-        (healthy + %(ok)s) / increase_every AS steps
+        healthy + %(ok)s AS healthy_now,
+        greatest(1, least(increase_every, ceil(rate * %(isec)s)))::int AS every
     FROM {s}.rate_limits WHERE job_id = %(j)s FOR UPDATE
 ), g AS (
-    SELECT *, CASE WHEN paused THEN 0 ELSE least(%(want)s, floor(available))::int END AS granted
+    SELECT *, CASE WHEN paused THEN 0 ELSE least(%(want)s, floor(available))::int END AS granted,
+        healthy_now / every AS steps
     FROM cur
 )
 UPDATE {s}.rate_limits r SET
@@ -40,16 +43,19 @@ UPDATE {s}.rate_limits r SET
         r.rate * power(r.increase_factor, g.steps)
         + r.increase_step * (power(r.increase_factor, g.steps) - 1) / (r.increase_factor - 1))
     END,
-    healthy = CASE WHEN %(hold)s THEN 0 ELSE (r.healthy + %(ok)s) %% r.increase_every END
+    healthy = CASE WHEN %(hold)s THEN 0 ELSE g.healthy_now %% g.every END
 FROM g WHERE r.job_id = g.job_id
 RETURNING g.granted, r.tokens, r.rate, r.epoch,
     extract(epoch FROM greatest(r.paused_until, g.now) - g.now)::float8 AS pause
 """
 
 THROTTLE = """
-UPDATE {s}.rate_limits SET
-    rate = CASE WHEN epoch = %(seen)s THEN greatest(minimum, rate * %(factor)s) ELSE rate END,
-    epoch = CASE WHEN epoch = %(seen)s THEN epoch + 1 ELSE epoch END,
+WITH before AS (
+    SELECT job_id, epoch = %(seen)s AS lowers FROM {s}.rate_limits WHERE job_id = %(j)s FOR UPDATE
+)
+UPDATE {s}.rate_limits r SET
+    rate = CASE WHEN b.lowers THEN greatest(minimum, rate * %(factor)s) ELSE rate END,
+    epoch = CASE WHEN b.lowers THEN epoch + 1 ELSE epoch END,
     healthy = 0,
     throttled = throttled + 1,
     paused_until = CASE WHEN %(pause)s > 0 THEN greatest(paused_until,
@@ -57,8 +63,8 @@ UPDATE {s}.rate_limits SET
     tokens = CASE WHEN %(pause)s > 0 THEN 0 ELSE tokens END,
     refilled_at = CASE WHEN %(pause)s > 0 THEN greatest(refilled_at,
         clock_timestamp() + make_interval(secs => %(pause)s)) ELSE refilled_at END
-WHERE job_id = %(j)s
-RETURNING rate, epoch
+FROM before b WHERE r.job_id = b.job_id
+RETURNING r.rate, r.epoch, b.lowers
 """
 
 
@@ -120,7 +126,14 @@ class SharedRateLimiter:
         successes, hold = self._successes, self._hold
         self._successes, self._hold = 0, False
         row = await self.ledger.row(
-            LEASE, {"j": self.job_id, "want": want, "ok": successes, "hold": hold}
+            LEASE,
+            {
+                "j": self.job_id,
+                "want": want,
+                "ok": successes,
+                "hold": hold,
+                "isec": INCREASE_SECONDS,
+            },
         )
         if row is None:
             raise LookupError(f"job {self.job_id} has no rate limit row")
@@ -140,7 +153,7 @@ class SharedRateLimiter:
             THROTTLE, {"j": self.job_id, "seen": seen, "factor": factor, "pause": pause or 0.0}
         )
         if row is not None:
-            if row["epoch"] != seen:
+            if row["lowers"]:  # this response lowered it, not one of the same burst
                 log.info(
                     "rate limit lowered job=%s rate=%.1f/s pause=%.1fs",
                     self.job_id,

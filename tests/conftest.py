@@ -14,6 +14,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,13 @@ async def pg(namespace: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
 
 
-@pytest.fixture
-def graph_lock() -> Iterator[None]:
+@contextmanager
+def graph_turn() -> Iterator[None]:
     """Neo4j Community has one database: test sessions on one machine take turns with it.
 
-    An exclusive lock on a file shared by every checkout, held for the whole test, so a
-    second pytest run (another clone, a benchmark) waits instead of wiping this one's graph.
+    An exclusive lock on a file shared by every checkout, held for the whole test (or
+    module), so a second pytest run (another clone, a benchmark) waits instead of wiping
+    this one's graph.
     """
     path = Path(tempfile.gettempdir()) / "backfill-tests-neo4j.lock"
     with path.open("a") as handle:
@@ -83,13 +85,23 @@ def graph_lock() -> Iterator[None]:
 
 
 @pytest.fixture
+def graph_lock() -> Iterator[None]:
+    with graph_turn():
+        yield
+
+
+@pytest.fixture
 async def neo4j_driver(graph_lock: None) -> AsyncIterator[AsyncDriver]:
     """A driver on an empty graph, this test's alone while it runs (see graph_lock)."""
-    settings = Neo4jSettings()
-    driver = AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth)
+    driver = graph_driver()
     await wipe_graph(driver)
     yield driver
     await driver.close()
+
+
+def graph_driver() -> AsyncDriver:
+    settings = Neo4jSettings()
+    return AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth)
 
 
 async def wipe_graph(driver: AsyncDriver) -> None:

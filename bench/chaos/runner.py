@@ -10,7 +10,7 @@ import random
 import secrets
 import statistics
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class Options:
     seed: int = 7
     workdir: Path = Path(".local/chaos")
     start_services: bool = True
+    # scenario -> settings over its own (the short suite's smaller job needs a smaller limit)
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 async def run_suite(options: Options) -> dict[str, Any]:
@@ -99,7 +101,7 @@ async def run_scenario(
             _name(scenario.name[:12]),
             addresses,
             options.replicas,
-            dict(scenario.settings),
+            {**scenario.settings, **options.settings.get(scenario.name, {})},
             scenario.direct_ledger,
         )
         chaos: Chaos | None = None

@@ -20,6 +20,9 @@ from bench.chaos.scenarios import SCENARIOS
 REPO = Path(__file__).resolve().parents[2]
 RECORDS = 10_000
 SCALE = 0.15  # 30 consumer kills -> 5, 40 network faults -> 6, ...
+# The full run's limit of 100 pages is 5% of its 2,000; 100 of this job's 250 pages might
+# never queue up at once, and the gate would have nothing to hold.
+SETTINGS = {"slow_store": {"EXTRACTOR_MAX_QUEUE_DEPTH": "20"}}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,7 @@ async def suite(toxiproxy: None, tmp_path_factory: pytest.TempPathFactory) -> di
         scale=SCALE,
         workdir=tmp_path_factory.mktemp("chaos"),
         start_services=False,
+        settings=SETTINGS,
     )
     return await run_suite(options)
 

@@ -171,6 +171,24 @@ async def test_error_rate_answers_503(session: aiohttp.ClientSession, dataset: D
     assert stats["requests"]["503"] == statuses.count(503)
 
 
+async def test_throttle_rate_answers_429_with_retry_after(
+    session: aiohttp.ClientSession, dataset: Dataset
+) -> None:
+    async with serve_demo_api(dataset, throttle_rate=0.5) as url:
+        refused = []
+        for _ in range(40):
+            async with session.get(f"{url}/search.json") as response:
+                if response.status == 429:
+                    refused.append(response.headers)
+                else:
+                    assert response.status == 200
+        stats = await get_json(session, f"{url}/stats.json")
+
+    assert 0 < len(refused) < 40
+    assert all(headers["Retry-After"] == "1" for headers in refused)
+    assert stats["requests"]["429"] == len(refused)
+
+
 async def test_malformed_pages_are_not_valid_json(
     session: aiohttp.ClientSession, dataset: Dataset
 ) -> None:

@@ -54,7 +54,7 @@ def test_no_faults_by_default() -> None:
     injector = FaultInjector(Faults())
 
     assert injector.admit() is None
-    assert not any(injector.fails() for _ in range(100))
+    assert not any(injector.fails() or injector.throttles() for _ in range(100))
     assert injector.page_fault().delay_s == 0.0
 
 

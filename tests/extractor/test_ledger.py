@@ -123,6 +123,19 @@ async def test_shared_limit_lease_follows_the_policy(ledger: Ledger) -> None:
     assert (await limiter.lease()).rate == pytest.approx(POLICY.increased(40, 2))
 
 
+async def test_a_rate_at_the_floor_earns_an_increase_per_half_second_of_responses(
+    ledger: Ledger,
+) -> None:
+    await new_job(ledger, initial=1)
+    limiter = SharedRateLimiter(ledger, "j1")
+    await limiter.lease()
+    limiter.on_success()  # at 1/s, half a second's worth is one response
+    assert (await limiter.lease()).rate == pytest.approx(POLICY.increased(1, 1))
+    for _ in range(4):  # 2.1/s: two responses a step
+        limiter.on_success()
+    assert (await limiter.lease()).rate == pytest.approx(POLICY.increased(1, 3))
+
+
 async def test_concurrent_throttles_halve_once_and_pause_everyone(ledger: Ledger) -> None:
     await new_job(ledger, initial=40)
     one, two = SharedRateLimiter(ledger, "j1"), SharedRateLimiter(ledger, "j1")

@@ -38,6 +38,15 @@ def test_increases_while_healthy_never_above_maximum() -> None:
     assert limiter.rate == 12
 
 
+def test_a_low_rate_climbs_back_per_half_second_of_healthy_responses() -> None:
+    policy = RatePolicy(initial=100, maximum=1000)
+    assert [policy.increase_interval(r) for r in (0.5, 1, 2.1, 10, 40, 500)] == [1, 1, 2, 5, 20, 20]
+    limiter = AdaptiveRateLimiter(initial=1, maximum=100)
+    for _ in range(12):  # about four seconds of responses at the rates they arrive
+        limiter.on_success()
+    assert limiter.rate > 7  # with a fixed 20 responses a step: still 1/s for 20 s
+
+
 def test_hold_blocks_the_increase() -> None:
     limiter = AdaptiveRateLimiter(initial=10, maximum=100, increase_every=1)
     for _ in range(10):

@@ -69,7 +69,7 @@ async def test_the_job_gauges_reach_the_end(
         f'outcome="http_429"}}[2m]))',
         at,
     )
-    assert throttled and throttled[0] > 0, "the rate-limited demo API answered no 429"
+    assert throttled and throttled[0] > 0, "the throttling demo API answered no 429"
 
 
 async def test_every_dashboard_query_is_valid_exported_and_returns_data(
