@@ -246,15 +246,20 @@ async def test_neo4j_restart_mid_run_loses_nothing(
     ]
     await Topology().declare_queue(amqp, "graphinator", namespace, "releases")
     await Topology().declare_queue(amqp, "graphinator", namespace, "artists")
-    await publish_pages(amqp, namespace, pages, entity="releases")
     stop = asyncio.Event()
     settings = graphinator_settings(music_spec).model_copy(deep=True)
     settings.batch.batch_size = 500
     settings.batch.prefetch = 10
     async with finalised_events(namespace) as next_event:
         task = asyncio.create_task(service.run(settings, stop))
+        # Pages keep coming for 20 s, so graphinator has writes to make while Neo4j is down
+        # (all at once, it could have written them all before the restart began).
+        publishing = asyncio.create_task(
+            publish_pages(amqp, namespace, pages, entity="releases", pace=0.2)
+        )
         await asyncio.sleep(1.0)
         await asyncio.to_thread(restart_service, "neo4j")
+        await publishing
         event = await next_event(180)
         stop.set()
         await task

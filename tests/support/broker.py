@@ -25,15 +25,19 @@ async def publish_pages(
     entity: str = "replays",
     end: bool = True,
     keyed_by: str | None = None,
+    pace: float = 0.0,
 ) -> int:
     """Publish pages (and an end-of-job message); returns the number of pages.
 
     Pages are version 1 (records in one array) unless ``keyed_by`` names the key path: then
-    keyed, as the extractor publishes them.
+    keyed, as the extractor publishes them. ``pace``: seconds between two pages, as a slow
+    source would send them.
     """
     exchange = await TOPOLOGY.declare_exchanges(channel)
     count = records = 0
     for number, page in enumerate(pages):
+        if pace and number:
+            await asyncio.sleep(pace)
         keys = None if keyed_by is None else record_keys(page, keyed_by, "text")
         batch = PageBatch(job_id, dataset, entity, "slice", number, page, keys=keys)
         await exchange.publish(

@@ -94,14 +94,17 @@ async def test_postgres_restart_mid_run(
     tmp_path: Path,
 ) -> None:
     await declare(amqp, "tableinator", namespace)
-    await publish_pages(amqp, namespace, pages())
     env = service_env(demo_spec_file, namespace, POSTGRES_BATCH_SIZE="500", POSTGRES_PREFETCH="10")
     async with finalised_events(namespace) as next_event:
         with running("tableinator", env, tmp_path / "t.log") as process:
+            # Pages keep coming for 10 s, so there are writes to make while PostgreSQL is
+            # down (all at once, they could all be written before the restart began).
+            publishing = asyncio.create_task(publish_pages(amqp, namespace, pages(), pace=0.05))
             async with asyncio.timeout(30):
                 while await count(pg, namespace) < 2_000:
                     await asyncio.sleep(0.02)
             await asyncio.to_thread(restart_service, "postgres")
+            await publishing
             event = await next_event(90)
             assert process.poll() is None, "the consumer must survive the outage"
     log = (tmp_path / "t.log").read_text()
