@@ -15,19 +15,27 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
 from common import metrics
+from common.acks import BROKER_ERRORS, AckWindow
 from common.amqp import publish_confirmed
 from common.dead_letters import DeadLetters
 from common.envelope import EndOfJob, KeyedPage, PageBatch, decode
 from common.errors import BadMessageError
-from common.records import PreparedRecord, Rejected, dedupe_last_wins, page_size, prepare_page
+from common.records import (
+    PreparedRecord,
+    Rejected,
+    by_last_key,
+    dedupe_last_wins,
+    page_size,
+    prepare_page,
+)
 from common.resilience import retry_transient
 from common.settings import ConsumerSettings
 from common.sink import Sink
@@ -35,11 +43,6 @@ from common.spec import DatasetSpec, EntitySpec
 from common.topology import Topology, consumes
 
 log = logging.getLogger(__name__)
-BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-)
 
 
 @dataclass(eq=False)
@@ -60,7 +63,7 @@ class _Lane:
     buffer: list[tuple[PreparedRecord, _Delivery]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
-    in_flight: dict[asyncio.Task[None], set[Any]] = field(default_factory=dict)
+    in_flight: dict[asyncio.Task[None], AbstractSet[Any]] = field(default_factory=dict)
     oldest: float = field(default_factory=time.monotonic)
     jobs: set[str] = field(default_factory=set)
 
@@ -96,6 +99,7 @@ class BatchProcessor:
         self._events: AbstractExchange | None = None
         self._queues: dict[str, AbstractQueue] = {}
         self._tags: dict[str, str] = {}
+        self._acks = AckWindow()  # the consuming channel's deliveries, acked in runs
 
     async def declare(self) -> None:
         """Declare exchanges and this consumer's queues."""
@@ -135,18 +139,26 @@ class BatchProcessor:
         lock = asyncio.Lock()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
+            self._acks.received(message)  # first, in delivery order
             async with lock:
                 try:
-                    await self._handle(lane, message)
+                    await self._handle_or_dead_letter(lane, message)
                 except BROKER_ERRORS:
-                    raise  # the channel is gone: the broker redelivers the message
-                except Exception as exc:
-                    log.exception("handling failed queue=%s", lane.queue_name)
-                    reason = f"consumer error: {type(exc).__name__}: {exc}"
-                    error = BadMessageError(reason, code="consumer_error")
-                    await self._dead_letter_message(lane, message, error)
+                    await self._acks.give_back(message)  # requeued, or redelivered
+                    raise
 
         return on_message
+
+    async def _handle_or_dead_letter(self, lane: _Lane, message: AbstractIncomingMessage) -> None:
+        try:
+            await self._handle(lane, message)
+        except BROKER_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception("handling failed queue=%s", lane.queue_name)
+            reason = f"consumer error: {type(exc).__name__}: {exc}"
+            error = BadMessageError(reason, code="consumer_error")
+            await self._dead_letter_message(lane, message, error)
 
     async def _handle(self, lane: _Lane, message: AbstractIncomingMessage) -> None:
         if len(message.body) > self.settings.max_message_bytes:
@@ -192,7 +204,7 @@ class BatchProcessor:
                 record = ready.record if isinstance(ready, Rejected) else ready.for_dead_letter()
                 await self._dead_letter_record(lane, page.message_id, record, exc, index)
         if not prepared:
-            await _ack(message)
+            await self._acks.finished(message)
             return
         delivery = _Delivery(message, len(prepared))
         metrics.MESSAGES_IN_FLIGHT.labels(self.service).inc()
@@ -237,18 +249,21 @@ class BatchProcessor:
                 batch = lane.buffer[:size]
                 del lane.buffer[:size]
                 lane.oldest = time.monotonic()
-                keys = {record.key for record, _ in batch}
+                by_key = by_last_key([record for record, _ in batch])
+                keys = by_key.keys()
                 await self._wait_for_room(lane, keys)
-                task = asyncio.create_task(self._write(lane, batch))
+                task = asyncio.create_task(self._write(lane, batch, list(by_key.values())))
                 lane.in_flight[task] = keys
             if partial:
                 await self._wait_for_room(lane, None)
 
-    async def _wait_for_room(self, lane: _Lane, keys: set[Any] | None) -> None:
+    async def _wait_for_room(self, lane: _Lane, keys: AbstractSet[Any] | None) -> None:
         """Wait for writes in flight: all of them if ``keys`` is None, else enough of them."""
         while lane.in_flight:
             blocking = [
-                task for task, held in lane.in_flight.items() if keys is None or held & keys
+                task
+                for task, held in lane.in_flight.items()
+                if keys is None or not held.isdisjoint(keys)
             ]
             if not blocking and len(lane.in_flight) < self.settings.writes_in_flight:
                 return
@@ -259,9 +274,16 @@ class BatchProcessor:
                 del lane.in_flight[task]
                 task.result()  # a write handles store errors itself; anything else is a bug
 
-    async def _write(self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
+    async def _write(
+        self,
+        lane: _Lane,
+        batch: list[tuple[PreparedRecord, _Delivery]],
+        records: list[PreparedRecord] | None = None,
+    ) -> None:
+        """Write a batch (``records``: its records, one per key, if already known)."""
         labels = (self.service, self.spec.name, lane.entity)
-        records = dedupe_last_wins([record for record, _ in batch])
+        if records is None:
+            records = dedupe_last_wins([record for record, _ in batch])
         metrics.STORE_REJECTIONS.labels(*labels)  # the series exists (at 0) before any rejection
         started = time.perf_counter()
         try:
@@ -305,11 +327,13 @@ class BatchProcessor:
         await self._write(lane, batch[middle:])
 
     async def _committed(self, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
+        done = []
         for _, delivery in batch:
             delivery.remaining -= 1
             if delivery.remaining == 0:
-                await _ack(delivery.message)
-                metrics.MESSAGES_IN_FLIGHT.labels(self.service).dec()
+                done.append(delivery.message)
+        await self._acks.finished(*done)  # one ack for the run, not one per message
+        metrics.MESSAGES_IN_FLIGHT.labels(self.service).dec(len(done))
         await self._add_pending(-len(batch))
 
     async def _add_pending(self, count: int) -> None:
@@ -349,28 +373,17 @@ class BatchProcessor:
             end.entity,
             landed,
         )
-        await _ack(message)
+        await self._acks.finished(message)
 
     async def _dead_letter_message(
         self, lane: _Lane, message: AbstractIncomingMessage, error: BadMessageError
     ) -> None:
         assert self._dead is not None
         await self._dead.message(lane.queue_name, message.body, message.message_id or "", error)
-        await _ack(message)
+        await self._acks.finished(message)
 
     async def _dead_letter_record(
         self, lane: _Lane, message_id: str, record: Any, error: BadMessageError, index: int | None
     ) -> None:
         assert self._dead is not None
         await self._dead.record(lane.queue_name, lane.entity, message_id, record, error, index)
-
-
-async def _ack(message: AbstractIncomingMessage) -> None:
-    # After a reconnect the old channel is gone and the broker redelivers the message; the
-    # redelivered copy is upserted again with the same result, so a failed ack loses nothing.
-    try:
-        await message.ack()
-    except BROKER_ERRORS as exc:
-        log.info(
-            "ack failed; the broker will redeliver message_id=%s error=%s", message.message_id, exc
-        )

@@ -8,13 +8,16 @@ Two page formats are read:
 - version 1, one JSON object whose ``records`` is an array of the records;
 - version 2, *keyed* (what the extractor publishes): the envelope as a JSON object on the
   first line, holding each record's key (``keys``), then each record on a line of its own as
-  canonical JSON (sorted keys, orjson: never a raw newline). A consumer hashes a record's
-  line without parsing it, so a record the store already holds costs a hash, not a parse,
-  a re-serialisation and a hash: that is what makes re-running unchanged data cheap.
+  canonical JSON (sorted keys, orjson: never a raw newline). The header also carries each
+  line's content hash (``hashes``: 16-byte BLAKE2b digests, hex, one string), computed once
+  by the publisher rather than once per consumer; a page without them is hashed by the
+  consumer. So a record the store already holds costs a lookup, not a parse, a
+  re-serialisation and a hash: that is what makes re-running unchanged data cheap.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ from common.errors import BadMessageError
 ENVELOPE_VERSION = 1
 KEYED_VERSION = 2
 CONTENT_TYPE = "application/json"
+HASH_BYTES = 16  # BLAKE2b digest size of every content hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class KeyedPage(PageHeader):
 
     keys: list[Any]
     lines: list[bytes]
+    hashes: list[bytes] | None = None  # each line's content hash, when the publisher sent them
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +105,22 @@ def _named(message: PageBatch | EndOfJob, names: tuple[str, ...]) -> dict[str, A
 def _encode_keyed(page: PageBatch, keys: list[Any]) -> bytes:
     if len(keys) != len(page.records):
         raise ValueError(f"{len(keys)} keys for {len(page.records)} records")
-    head = {"type": "page", "v": KEYED_VERSION, **_named(page, PAGE_HEADER), "keys": keys}
     sort = orjson.OPT_SORT_KEYS
-    lines = b"\n".join([orjson.dumps(record, option=sort) for record in page.records])
-    return orjson.dumps(head) + b"\n" + lines
+    lines = [orjson.dumps(record, option=sort) for record in page.records]
+    hashes = b"".join([line_hash(line) for line in lines]).hex()
+    head = {
+        "type": "page",
+        "v": KEYED_VERSION,
+        **_named(page, PAGE_HEADER),
+        "keys": keys,
+        "hashes": hashes,
+    }
+    return orjson.dumps(head) + b"\n" + b"\n".join(lines)
+
+
+def line_hash(line: bytes) -> bytes:
+    """The content hash of a record's canonical JSON line."""
+    return hashlib.blake2b(line, digest_size=HASH_BYTES).digest()
 
 
 def decode(body: bytes) -> Message:
@@ -164,7 +181,24 @@ def _keyed_page(raw: dict[str, Any], rest: bytes) -> KeyedPage:
         raise BadMessageError(
             f"{len(fields['keys'])} keys for {len(lines)} record lines", code="bad_envelope"
         )
-    return KeyedPage(**fields, lines=lines)
+    hashes = _hashes(raw.get("hashes"), len(lines))
+    return KeyedPage(**fields, lines=lines, hashes=hashes)
+
+
+def _hashes(value: Any, count: int) -> list[bytes] | None:
+    """The header's ``hashes`` as one digest per line; None if the publisher sent none."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 2 * HASH_BYTES * count:
+        raise BadMessageError(
+            f"'hashes' must be a string of {2 * HASH_BYTES} hex digits per record line",
+            code="bad_envelope",
+        )
+    try:
+        digests = bytes.fromhex(value)
+    except ValueError:
+        raise BadMessageError("'hashes' is not hexadecimal", code="bad_envelope") from None
+    return [digests[at : at + HASH_BYTES] for at in range(0, len(digests), HASH_BYTES)]
 
 
 PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {

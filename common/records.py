@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from common.envelope import KeyedPage, PageBatch
+from common.envelope import KeyedPage, PageBatch, line_hash
 from common.errors import BadMessageError
 from common.spec import EntitySpec, KeyType
 
 _MISSING: Any = object()
-_blake2b = hashlib.blake2b
-HASH_BYTES = 16  # BLAKE2b digest size of every content hash
 
 
 def get_path(record: Any, path: str, default: Any = None) -> Any:
@@ -53,7 +49,7 @@ def canonical_json(record: dict[str, Any]) -> bytes:
 
 def content_hash(record: dict[str, Any]) -> bytes:
     """A stable 16-byte hash of a record's content (key order does not matter)."""
-    return hashlib.blake2b(canonical_json(record), digest_size=HASH_BYTES).digest()
+    return line_hash(canonical_json(record))
 
 
 class PreparedRecord:
@@ -102,17 +98,17 @@ def prepare(record: Any, key_path: str, key_type: KeyType) -> PreparedRecord:
         json = canonical_json(record)
     except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than orjson allows
         raise BadMessageError(f"record cannot be serialised: {exc}", code="bad_record") from None
-    digest = hashlib.blake2b(json, digest_size=HASH_BYTES).digest()
-    return PreparedRecord(key, digest, json, record)
+    return PreparedRecord(key, line_hash(json), json, record)
 
 
-def prepare_line(line: bytes, key: Any, key_type: KeyType, *, parse: bool) -> PreparedRecord:
-    """Key and hash a record of a keyed page from its line, parsing it only if ``parse``."""
+def prepare_line(
+    line: bytes, key: Any, key_type: KeyType, *, parse: bool, digest: bytes | None = None
+) -> PreparedRecord:
+    """Key and hash a record of a keyed page from its line (``digest``: its hash, as the
+    publisher sent it), parsing it only if ``parse``."""
     if not line.startswith(b"{"):
         raise BadMessageError("record is not a JSON object", code="bad_record")
-    record = PreparedRecord(
-        cast_key(key, key_type), _blake2b(line, digest_size=HASH_BYTES).digest(), line
-    )
+    record = PreparedRecord(cast_key(key, key_type), digest or line_hash(line), line)
     if parse and not isinstance(record.doc, dict):
         raise BadMessageError("record is not a JSON object", code="bad_record")
     return record
@@ -132,20 +128,43 @@ def page_size(page: PageBatch | KeyedPage) -> int:
 
 def prepare_page(
     page: PageBatch | KeyedPage, entity: EntitySpec, *, parse: bool
-) -> Iterator[PreparedRecord | Rejected]:
+) -> list[PreparedRecord | Rejected]:
     """Each record of a page prepared, or rejected with the reason, in page order."""
     if isinstance(page, KeyedPage):
-        for key, line in zip(page.keys, page.lines, strict=True):
+        fast = None if parse else _prepare_plain_lines(page, entity.key_type)
+        if fast is not None:
+            return fast
+        ready: list[PreparedRecord | Rejected] = []
+        digests: list[bytes | None] = [*page.hashes] if page.hashes else [None] * len(page.lines)
+        for key, line, digest in zip(page.keys, page.lines, digests, strict=True):
             try:
-                yield prepare_line(line, key, entity.key_type, parse=parse)
+                ready.append(prepare_line(line, key, entity.key_type, parse=parse, digest=digest))
             except BadMessageError as exc:
-                yield Rejected(line.decode(errors="replace"), exc)
-        return
+                ready.append(Rejected(line.decode(errors="replace"), exc))
+        return ready
+    prepared: list[PreparedRecord | Rejected] = []
     for record in page.records:
         try:
-            yield prepare(record, entity.key, entity.key_type)
+            prepared.append(prepare(record, entity.key, entity.key_type))
         except BadMessageError as exc:
-            yield Rejected(record, exc)
+            prepared.append(Rejected(record, exc))
+    return prepared
+
+
+def _prepare_plain_lines(
+    page: KeyedPage, key_type: KeyType
+) -> list[PreparedRecord | Rejected] | None:
+    """The common case in bulk: every key already of its type (as the extractor writes
+    them), every line an object. None when any record needs a look of its own."""
+    keys, lines = page.keys, page.lines
+    if key_type == "bigint":
+        plain = all(type(key) is int for key in keys)
+    else:
+        plain = all(type(key) is str and key != "" for key in keys)
+    if not plain or not all(line[:1] == b"{" for line in lines):
+        return None
+    hashes = page.hashes or [line_hash(line) for line in lines]
+    return list(map(PreparedRecord, keys, hashes, lines))
 
 
 def record_keys(records: list[Any], key_path: str, key_type: KeyType) -> list[str | int | None]:
@@ -162,8 +181,16 @@ def record_keys(records: list[Any], key_path: str, key_type: KeyType) -> list[st
 
 def dedupe_last_wins(records: list[PreparedRecord]) -> list[PreparedRecord]:
     """One record per key, the last one seen winning (a batch may hold a key twice)."""
-    by_key: dict[str | int, PreparedRecord] = {}
+    return list(by_last_key(records).values())
+
+
+def by_last_key(records: list[PreparedRecord]) -> dict[str | int, PreparedRecord]:
+    """Each key's last record, in the order the keys were last seen."""
+    by_key = {record.key: record for record in records}
+    if len(by_key) == len(records):  # the common case: no key twice, order as given
+        return by_key
+    by_key = {}
     for record in records:
         by_key.pop(record.key, None)
         by_key[record.key] = record
-    return list(by_key.values())
+    return by_key

@@ -17,9 +17,9 @@ from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from common import metrics
-from common.envelope import EndOfJob
+from common.envelope import HASH_BYTES, EndOfJob
 from common.errors import BadMessageError
-from common.records import HASH_BYTES, PreparedRecord
+from common.records import PreparedRecord
 from common.sink import WriteResult
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema

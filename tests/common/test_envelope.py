@@ -5,9 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from common.envelope import EndOfJob, KeyedPage, PageBatch, decode, encode
+from common.envelope import EndOfJob, KeyedPage, PageBatch, decode, encode, line_hash
 from common.errors import BadMessageError
-from common.records import canonical_json
+from common.records import canonical_json, content_hash, prepare_page
+from common.spec import load_spec
 
 
 def test_page_round_trip_and_message_id() -> None:
@@ -28,6 +29,18 @@ def test_keyed_page_carries_keys_and_canonical_record_lines() -> None:
     # canonical: sorted keys at every level, the same bytes a v1 consumer hashes
     assert decoded.lines == [canonical_json(record) for record in records]
     assert [orjson.loads(line) for line in decoded.lines] == records
+    # each line's content hash, computed once by the publisher
+    assert decoded.hashes == [content_hash(record) for record in records]
+
+
+def test_a_keyed_page_without_hashes_is_hashed_by_the_consumer() -> None:
+    lines = [b'{"id":"a","x":1}', b'{"id":"b"}']
+    body = orjson.dumps({"v": 2, "type": "page", **HEADER, "keys": ["a", "b"]})
+    page = decode(body + b"\n" + b"\n".join(lines))
+    assert isinstance(page, KeyedPage) and page.hashes is None
+    for parse in (False, True):
+        prepared = prepare_page(page, load_spec("demo").entities["replays"], parse=parse)
+        assert [record.hash for record in prepared] == [line_hash(line) for line in lines]  # type: ignore[union-attr]
 
 
 def test_keyed_page_of_no_records_and_keys_that_do_not_match() -> None:
@@ -64,6 +77,18 @@ def test_end_of_job_round_trip() -> None:
             "2 keys for 1 record lines",
         ),
         (orjson.dumps({"v": 2, "type": "end", **HEADER}) + b"\n", "bad_envelope", "type 'end'"),
+        (
+            orjson.dumps({"v": 2, "type": "page", **HEADER, "keys": ["a"], "hashes": "ab"})
+            + b"\n{}",
+            "bad_envelope",
+            "32 hex digits per record line",
+        ),
+        (
+            orjson.dumps({"v": 2, "type": "page", **HEADER, "keys": ["a"], "hashes": "zz" * 16})
+            + b"\n{}",
+            "bad_envelope",
+            "not hexadecimal",
+        ),
         (orjson.dumps({"v": 1, "type": "page", "job_id": "j"}), "bad_envelope", "'dataset'"),
         (orjson.dumps({"v": 1, "type": "x"}), "bad_envelope", "unknown message type"),
         (
