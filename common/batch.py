@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -192,17 +196,13 @@ class BatchProcessor:
             )
             lane.jobs.add(page.job_id)
         prepared: list[PreparedRecord] = []
-        checking = self.sink.suspect(message.body)
         for index, ready in enumerate(prepare_page(page, lane.spec, parse=self.sink.reads_docs)):
-            try:
-                if isinstance(ready, Rejected):
-                    raise ready.error
-                if checking:
-                    self.sink.check(lane.entity, ready)
+            if isinstance(ready, Rejected):
+                await self._dead_letter_record(
+                    lane, page.message_id, ready.record, ready.error, index
+                )
+            else:
                 prepared.append(ready)
-            except BadMessageError as exc:
-                record = ready.record if isinstance(ready, Rejected) else ready.for_dead_letter()
-                await self._dead_letter_record(lane, page.message_id, record, exc, index)
         if not prepared:
             await self._acks.finished(message)
             return
@@ -210,7 +210,7 @@ class BatchProcessor:
         metrics.MESSAGES_IN_FLIGHT.labels(self.service).inc()
         if not lane.buffer:
             lane.oldest = time.monotonic()
-        lane.buffer.extend((record, delivery) for record in prepared)
+        lane.buffer.extend(zip(prepared, itertools.repeat(delivery)))
         await self._add_pending(len(prepared))
         if len(lane.buffer) >= self.settings.batch_size:
             lane.wake.set()
@@ -303,7 +303,23 @@ class BatchProcessor:
         metrics.BATCHES.labels(*labels).inc()
         metrics.RECORDS_WRITTEN.labels(*labels).inc(result.written)
         metrics.RECORDS_UNCHANGED.labels(*labels).inc(result.unchanged)
+        if result.rejected:
+            await self._dead_letter_rejected(lane, batch, result.rejected)
         await self._committed(batch)
+
+    async def _dead_letter_rejected(
+        self,
+        lane: _Lane,
+        batch: list[tuple[PreparedRecord, _Delivery]],
+        rejected: tuple[tuple[PreparedRecord, BadMessageError], ...],
+    ) -> None:
+        """Dead-letter the records the store left out, before their messages are acked."""
+        deliveries = {id(record): delivery for record, delivery in batch}
+        for record, error in rejected:
+            message_id = deliveries[id(record)].message.message_id or ""
+            await self._dead_letter_record(
+                lane, message_id, record.for_dead_letter(), error, _key_place(record.key)
+            )
 
     async def _split(
         self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]], error: Exception
@@ -312,7 +328,11 @@ class BatchProcessor:
             record, delivery = batch[0]
             bad = BadMessageError(f"{type(error).__name__}: {error}", code="rejected_by_store")
             await self._dead_letter_record(
-                lane, delivery.message.message_id or "", record.for_dead_letter(), bad, None
+                lane,
+                delivery.message.message_id or "",
+                record.for_dead_letter(),
+                bad,
+                _key_place(record.key),
             )
             await self._committed(batch)
             return
@@ -328,8 +348,8 @@ class BatchProcessor:
 
     async def _committed(self, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
         done = []
-        for _, delivery in batch:
-            delivery.remaining -= 1
+        for delivery, count in Counter(map(itemgetter(1), batch)).items():  # counted in C
+            delivery.remaining -= count
             if delivery.remaining == 0:
                 done.append(delivery.message)
         await self._acks.finished(*done)  # one ack for the run, not one per message
@@ -383,7 +403,18 @@ class BatchProcessor:
         await self._acks.finished(message)
 
     async def _dead_letter_record(
-        self, lane: _Lane, message_id: str, record: Any, error: BadMessageError, index: int | None
+        self, lane: _Lane, message_id: str, record: Any, error: BadMessageError, where: int | str
     ) -> None:
+        """``where``: the record's index in its page, or ``key=...`` when the store refused it
+        (the dead letter's id is ``<message id>#<where>``, unique within its message)."""
         assert self._dead is not None
-        await self._dead.record(lane.queue_name, lane.entity, message_id, record, error, index)
+        await self._dead.record(lane.queue_name, lane.entity, message_id, record, error, where)
+
+
+def _key_place(key: str | int) -> str:
+    """Where a refused record was, by key, short enough for an AMQP message id (at most 255
+    bytes): ``key=<key>``, or the first 24 characters and a digest of a longer key."""
+    text = str(key)
+    if len(text.encode()) <= 64:
+        return f"key={text}"
+    return f"key={text[:24]}...{hashlib.blake2b(text.encode(), digest_size=8).hexdigest()}"

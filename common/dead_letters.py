@@ -50,19 +50,20 @@ class DeadLetters:
         message_id: str,
         record: Any,
         error: BadMessageError,
-        index: int | None,
+        where: int | str,
     ) -> None:
-        """One record the store can never hold; the rest of its page is written."""
+        """One record the store can never hold; the rest of its page is written. ``where``:
+        its index in the page, or ``key=...``; the dead letter's id is ``message_id#where``."""
         metrics.RECORDS_DEAD_LETTERED.labels(self.service, self.dataset, entity, error.code).inc()
         log.warning(
-            "dead-lettering record entity=%s message_id=%s index=%s reason=%s",
+            "dead-lettering record entity=%s message_id=%s at=%s reason=%s",
             entity,
             message_id,
-            index,
+            where,
             error.reason,
         )
         body = wrap_record(entity, message_id, record)
-        await self._publish(queue_name, body, f"{message_id}#{index}", error, kind="record")
+        await self._publish(queue_name, body, f"{message_id}#{where}", error, kind="record")
 
     async def _publish(
         self, queue_name: str, body: bytes, message_id: str, error: BadMessageError, *, kind: str

@@ -6,15 +6,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common.envelope import EndOfJob
+from common.errors import BadMessageError
 from common.records import PreparedRecord
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a sink did with a batch."""
+    """What a sink did with a batch: records written, records it already held unchanged, and
+    records it can never hold (left out; the processor dead-letters them with the reason)."""
 
     written: int
     unchanged: int = 0
+    rejected: tuple[tuple[PreparedRecord, BadMessageError], ...] = ()
 
 
 class Sink(Protocol):
@@ -22,17 +25,12 @@ class Sink(Protocol):
 
     reads_docs: bool  # whether write() reads records' documents (else only key, hash, JSON)
 
-    def suspect(self, body: bytes) -> bool:
-        """Whether a record of this message body might fail ``check`` (else it is skipped)."""
-
-    def check(self, entity: str, record: PreparedRecord) -> None:
-        """Raise BadMessageError for a record this store can never hold."""
-
     async def begin_job(self, entity: str, job_id: str) -> None:
         """The first page of a job arrived (e.g. drop indexes for a bulk load)."""
 
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
-        """Write and commit a batch (keys unique); raise on failure."""
+        """Write and commit a batch (keys unique); raise on failure. A record the store can
+        never hold is left out and returned in ``rejected``."""
 
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         """Everything of the job is committed: finish up, return what landed."""

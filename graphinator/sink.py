@@ -72,12 +72,6 @@ class Neo4jSink:
             return True
         return isinstance(exc, TRANSIENT)
 
-    def suspect(self, body: bytes) -> bool:
-        return False
-
-    def check(self, entity: str, record: PreparedRecord) -> None:
-        """Neo4j stores any JSON value the rows module produces; nothing to refuse."""
-
     async def begin_job(self, entity: str, job_id: str) -> None:
         """Constraints are created at start; a job needs nothing more."""
 

@@ -78,18 +78,6 @@ class PostgresSink:
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, TRANSIENT) and not isinstance(exc, NEVER_TRANSIENT)
 
-    def suspect(self, body: bytes) -> bool:
-        """JSON writes U+0000 as an escape: a body without one holds no NUL."""
-        return b"\\u0000" in body
-
-    def check(self, entity: str, record: PreparedRecord) -> None:
-        """PostgreSQL's jsonb and text cannot hold U+0000: such a record is dead-lettered."""
-        if b"\\u0000" in record.json and _NUL_ESCAPE.search(record.json):
-            raise BadMessageError(
-                "record contains U+0000 (NUL), which PostgreSQL cannot store in jsonb or text",
-                code="nul_character",
-            )
-
     async def begin_job(self, entity: str, job_id: str) -> None:
         table = self._table(entity)
         if self.bulk_load and table.indexes:
@@ -99,7 +87,7 @@ class PostgresSink:
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
         """COPY the new and changed records into the stage, then upsert them in one statement."""
         async with self.pool.connection() as conn, conn.cursor() as cur:
-            fresh = await self._new_or_changed(cur, entity, records)
+            fresh, rejected = _without_nul(await self._new_or_changed(cur, entity, records))
             written = 0
             if fresh:
                 async with cur.copy(self._copies[entity]) as copy:
@@ -107,14 +95,15 @@ class PostgresSink:
                 await cur.execute(self._upserts[entity])
                 written = max(cur.rowcount, 0)
         self._observe_pool()
-        return WriteResult(written=written, unchanged=len(records) - written)
+        unchanged = len(records) - written - len(rejected)
+        return WriteResult(written=written, unchanged=unchanged, rejected=rejected)
 
     async def _new_or_changed(
         self, cur: AsyncCursor[Any], entity: str, records: list[PreparedRecord]
     ) -> list[PreparedRecord]:
         """The records whose key is new or whose hash differs (one indexed lookup)."""
         keys = orjson.dumps([record.key for record in records]).decode()
-        hashes = b"".join(record.hash for record in records)
+        hashes = b"".join([record.hash for record in records])
         await cur.execute(self._lookups[entity], (keys, hashes))
         return [records[position - 1] for (position,) in await cur.fetchall()]
 
@@ -143,6 +132,24 @@ class PostgresSink:
         metrics.POOL_CONNECTIONS.labels(self.service, "waiting").set(
             stats.get("requests_waiting", 0)
         )
+
+
+def _without_nul(
+    records: list[PreparedRecord],
+) -> tuple[list[PreparedRecord], tuple[tuple[PreparedRecord, BadMessageError], ...]]:
+    """PostgreSQL's jsonb and text cannot hold U+0000: such records are left out (and
+    dead-lettered). Only new or changed records are looked at: the table holds none."""
+    bad = [r for r in records if b"\\u0000" in r.json and _NUL_ESCAPE.search(r.json)]
+    if not bad:
+        return records, ()
+    left_out = {id(record) for record in bad}
+    return [r for r in records if id(r) not in left_out], tuple((r, _NUL_ERROR) for r in bad)
+
+
+_NUL_ERROR = BadMessageError(
+    "record contains U+0000 (NUL), which PostgreSQL cannot store in jsonb or text",
+    code="nul_character",
+)
 
 
 def hash_lookup(db_schema: str, table: TableSpec, key_type: str) -> sql.Composed:
