@@ -49,6 +49,11 @@ class AckWindow:
             self._done.clear()
         heapq.heappush(self._outstanding, message.delivery_tag)
 
+    @property
+    def outstanding(self) -> int:
+        """Deliveries not acked yet: what the broker counts against the prefetch."""
+        return len(self._outstanding)
+
     async def finished(self, *messages: AbstractIncomingMessage) -> None:
         """The messages are done with (committed, or dead-lettered): ack the finished runs."""
         for message in messages:

@@ -69,6 +69,8 @@ class _Lane:
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     in_flight: dict[asyncio.Task[None], AbstractSet[Any]] = field(default_factory=dict)
     oldest: float = field(default_factory=time.monotonic)
+    unfinished: int = 0  # messages with records buffered or being written
+    writing: int = 0  # batches being written
     jobs: set[str] = field(default_factory=set)
 
 
@@ -207,12 +209,13 @@ class BatchProcessor:
             await self._acks.finished(message)
             return
         delivery = _Delivery(message, len(prepared))
+        lane.unfinished += 1
         metrics.MESSAGES_IN_FLIGHT.labels(self.service).inc()
         if not lane.buffer:
             lane.oldest = time.monotonic()
         lane.buffer.extend(zip(prepared, itertools.repeat(delivery)))
         await self._add_pending(len(prepared))
-        if len(lane.buffer) >= self.settings.batch_size:
+        if len(lane.buffer) >= self.settings.batch_size or self._starved(lane):
             lane.wake.set()
         async with self._space:
             await self._space.wait_for(lambda: self.pending < self.settings.max_pending)
@@ -222,13 +225,21 @@ class BatchProcessor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lane.wake.wait(), self._until_due(lane))
             lane.wake.clear()
-            await self._flush_lane(lane, partial=self._due(lane))
+            await self._flush_lane(lane, partial=self._due(lane) or self._starved(lane))
         await self._flush_lane(lane, partial=True)
 
     def _due(self, lane: _Lane) -> bool:
         """Whether the oldest held record has waited a whole flush interval."""
         age = time.monotonic() - lane.oldest
         return bool(lane.buffer) and age >= self.settings.batch_flush_interval
+
+    def _starved(self, lane: _Lane) -> bool:
+        """Whether the broker will deliver nothing more until something is written: the lane
+        holds ``prefetch`` unfinished messages and no write is in flight (a batch larger
+        than prefetch x page size would otherwise wait a whole flush interval each time)."""
+        prefetch = self.settings.prefetch
+        blocked = lane.unfinished >= prefetch or self._acks.outstanding >= prefetch
+        return blocked and bool(lane.buffer) and lane.writing == 0
 
     def _until_due(self, lane: _Lane) -> float:
         if not lane.buffer:
@@ -252,7 +263,7 @@ class BatchProcessor:
                 by_key = by_last_key([record for record, _ in batch])
                 keys = by_key.keys()
                 await self._wait_for_room(lane, keys)
-                task = asyncio.create_task(self._write(lane, batch, list(by_key.values())))
+                task = asyncio.create_task(self._write_batch(lane, batch, list(by_key.values())))
                 lane.in_flight[task] = keys
             if partial:
                 await self._wait_for_room(lane, None)
@@ -273,6 +284,20 @@ class BatchProcessor:
             for task in done:
                 del lane.in_flight[task]
                 task.result()  # a write handles store errors itself; anything else is a bug
+
+    async def _write_batch(
+        self,
+        lane: _Lane,
+        batch: list[tuple[PreparedRecord, _Delivery]],
+        records: list[PreparedRecord],
+    ) -> None:
+        lane.writing += 1
+        try:
+            await self._write(lane, batch, records)
+        finally:
+            lane.writing -= 1
+        if self._starved(lane):  # the acks did not let the broker deliver more
+            lane.wake.set()
 
     async def _write(
         self,
@@ -305,7 +330,7 @@ class BatchProcessor:
         metrics.RECORDS_UNCHANGED.labels(*labels).inc(result.unchanged)
         if result.rejected:
             await self._dead_letter_rejected(lane, batch, result.rejected)
-        await self._committed(batch)
+        await self._committed(lane, batch)
 
     async def _dead_letter_rejected(
         self,
@@ -334,7 +359,7 @@ class BatchProcessor:
                 bad,
                 _key_place(record.key),
             )
-            await self._committed(batch)
+            await self._committed(lane, batch)
             return
         middle = len(batch) // 2
         log.warning(
@@ -346,12 +371,13 @@ class BatchProcessor:
         await self._write(lane, batch[:middle])
         await self._write(lane, batch[middle:])
 
-    async def _committed(self, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
+    async def _committed(self, lane: _Lane, batch: list[tuple[PreparedRecord, _Delivery]]) -> None:
         done = []
         for delivery, count in Counter(map(itemgetter(1), batch)).items():  # counted in C
             delivery.remaining -= count
             if delivery.remaining == 0:
                 done.append(delivery.message)
+        lane.unfinished -= len(done)
         await self._acks.finished(*done)  # one ack for the run, not one per message
         metrics.MESSAGES_IN_FLIGHT.labels(self.service).dec(len(done))
         await self._add_pending(-len(batch))

@@ -58,6 +58,15 @@ async def rows(pg: psycopg.AsyncConnection[Any], schema: str) -> dict[str, Any]:
     return {key: (doc, fmt, ts, rating) for key, doc, fmt, ts, rating in await cur.fetchall()}
 
 
+async def landed(pg: psycopg.AsyncConnection[Any], schema: str) -> int:
+    """Rows in the replays table, 0 while tableinator has not created it yet."""
+    try:
+        return len(await rows(pg, schema))
+    except psycopg.errors.UndefinedTable:
+        await pg.rollback()
+        return 0
+
+
 FORMATS = pytest.mark.parametrize("keyed_by", ["id", None], ids=["keyed", "v1"])
 
 
@@ -128,3 +137,27 @@ async def test_unchanged_records_are_not_rewritten(
 
     rewritten = {key for key in before if before[key] != after[key]}
     assert rewritten == {f"k{i}" for i in range(0, 50, 10)}
+
+
+async def test_a_batch_larger_than_the_prefetch_is_not_waited_for(
+    demo_spec_file: Path, namespace: str, pg: psycopg.AsyncConnection[Any], amqp: AbstractChannel
+) -> None:
+    """Prefetch 3 pages of 100 can never fill a batch of 10,000: once the broker stops
+    delivering, the consumer writes what it holds instead of waiting out the interval."""
+    await declare(amqp, "tableinator", namespace)
+    # Three rounds of three pages: each round stops the deliveries. No end-of-job message,
+    # which would flush what is held.
+    pages = [[replay(f"p{p}-{i}") for i in range(100)] for p in range(9)]
+    await publish_pages(amqp, namespace, pages, end=False)
+    stop = asyncio.Event()
+    settings = tableinator_settings(
+        demo_spec_file, namespace, batch_size=10_000, prefetch=3, batch_flush_interval=120
+    )
+    task = asyncio.create_task(service.run(settings, stop))
+    try:
+        async with asyncio.timeout(30):  # waiting out the interval: 120 s a batch
+            while await landed(pg, namespace) < 900:
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
