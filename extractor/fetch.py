@@ -29,12 +29,14 @@ from extractor import metrics
 from extractor.breaker import CircuitBreaker
 from extractor.ratelimit import (
     LATENCY_FACTOR,
+    PACING_COOLDOWN,
     PACING_FACTOR,
     QUOTA_HOLD,
     QUOTA_PACE,
     QUOTA_SPENT_FACTOR,
     THROTTLED_FACTOR,
     LatencyTracker,
+    QuotaTrend,
     RateLimiter,
 )
 
@@ -133,6 +135,8 @@ class JsonFetcher:
         self.breaker = breaker or CircuitBreaker(5, 5.0, name=base_url)
         self.backoff = backoff
         self.latency = LatencyTracker()
+        self.quota_trend = QuotaTrend()
+        self._paced_at = -PACING_COOLDOWN  # once a second at most: the trend lags a decrease
         self.requests = 0
         self.retries = 0
         metrics.start_fetching(dataset)
@@ -223,22 +227,31 @@ class JsonFetcher:
         if status >= 400:
             raise status_error(status, url)
         limit, remaining, reset = quota(headers)
+        if remaining is not None and limit:
+            self.quota_trend.observe(remaining, limit)
         if remaining == 0 and reset:
             await self.limiter.on_throttled(reset, QUOTA_SPENT_FACTOR, epoch)
         elif self._draining(limit, remaining, reset):
+            self._paced_at = time.monotonic()
             await self.limiter.on_throttled(None, PACING_FACTOR, epoch)
         if self.latency.observe(seconds):
             log.info("latency rising ewma=%.3fs floor=%.3fs", self.latency.ewma, self.latency.floor)
             await self.limiter.on_throttled(None, LATENCY_FACTOR, epoch)
         quota_low = limit is not None and remaining is not None and remaining < QUOTA_HOLD * limit
-        self.limiter.on_success(hold=quota_low or self.latency.rising)
+        # No increase while the quota falls, or while it is low and not being refilled.
+        hold = self.quota_trend.falling or (quota_low and not self.quota_trend.rising)
+        self.limiter.on_success(hold=hold or self.latency.rising)
 
     def _draining(self, limit: int | None, remaining: int | None, reset: float | None) -> bool:
-        """Less than half the quota is left and this rate would spend it before the reset.
+        """Less than half the quota is left, it keeps falling, and this rate would spend it
+        before the reset.
 
         Pacing by the quota the source reports keeps the rate just under its limit instead
-        of running the quota down to 0 and paying for it with a pause.
+        of running the quota down to 0 and paying for it with a pause. A low quota that
+        holds steady is the source's own rate being met: no reason to slow down.
         """
         if not limit or remaining is None or remaining >= QUOTA_PACE * limit:
+            return False
+        if not self.quota_trend.falling or time.monotonic() - self._paced_at < PACING_COOLDOWN:
             return False
         return not reset or self.limiter.rate > remaining / reset

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +31,7 @@ LATENCY_FACTOR = 0.9  # latency well above its floor
 PACING_FACTOR = 0.95  # less than half of RateLimit-Limit remaining
 QUOTA_HOLD = 0.75  # no increase while less than this share of RateLimit-Limit remains
 QUOTA_PACE = 0.5  # slow down a little while less than this share remains
+PACING_COOLDOWN = 1.0  # seconds between two paced decreases: the quota's own time scale
 ASSUMED_PAGE_SECONDS = 0.25  # page latency the default concurrency can keep up with
 MIN_CONCURRENCY, MAX_CONCURRENCY = 8, 64
 INCREASE_SECONDS = 0.5  # at a low rate, an increase is earned by this long of healthy responses
@@ -126,6 +128,45 @@ class LatencyTracker:
         if self.ewma is None or self.floor is None:
             return False
         return self.ewma > self.floor * self.factor + self.slack
+
+
+class QuotaTrend:
+    """Whether the quota a source reports (RateLimit-Remaining) is being spent or refilled:
+    its change per second over the last second of responses.
+
+    At the source's own rate the quota stays where it is, however low; only a quota that
+    keeps falling says the rate is above what the source refills, and only one that keeps
+    rising says there is room to go faster. A change of less than ``dead_band`` of the
+    limit per second is neither (responses arrive out of order: the quota jitters).
+    """
+
+    def __init__(self, *, window: float = 1.0, dead_band: float = 0.02) -> None:
+        self.window, self.dead_band = window, dead_band
+        self._samples: deque[tuple[float, int]] = deque()
+        self._limit = 0
+
+    def observe(self, remaining: int, limit: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._samples.append((now, remaining))
+        self._limit = limit
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+
+    @property
+    def slope(self) -> float:
+        """Quota gained per second (negative: spent), over the window."""
+        if len(self._samples) < 2:
+            return 0.0
+        (first_at, first), (last_at, last) = self._samples[0], self._samples[-1]
+        return (last - first) / max(last_at - first_at, 0.1)
+
+    @property
+    def falling(self) -> bool:
+        return self.slope < -self.dead_band * self._limit
+
+    @property
+    def rising(self) -> bool:
+        return self.slope > self.dead_band * self._limit
 
 
 class RateLimiter(Protocol):

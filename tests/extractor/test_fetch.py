@@ -137,3 +137,16 @@ async def test_a_fixed_window_quota_is_not_paced_below_what_it_allows() -> None:
         source.limiter.rate = 3
         await source.get("/page", {})
         assert source.limiter.rate == 3
+
+
+async def test_a_low_quota_that_holds_steady_is_met_not_paced() -> None:
+    # The source refills as fast as it is spent: the rate is the source's own; keep it.
+    def script(n: int) -> web.Response:
+        return web.json_response([n], headers=quota_headers(100, 40, 1))
+
+    async with scripted(script) as (url, _hits), aiohttp.ClientSession() as session:
+        limiter = AdaptiveRateLimiter(100, 1000, increase_every=1)
+        source = JsonFetcher(session, url, limiter, max_retries=0)
+        for _ in range(5):
+            await source.get("/page", {})
+        assert limiter.rate == 100  # neither eased off nor raised while the quota is low

@@ -17,6 +17,7 @@ from extractor.ratelimit import (
     THROTTLED_FACTOR,
     AdaptiveRateLimiter,
     LatencyTracker,
+    QuotaTrend,
     RatePolicy,
     slice_concurrency,
 )
@@ -131,3 +132,17 @@ def test_status_errors_say_retry_or_stop() -> None:
     assert status_error(502, "u").kind == "http_5xx"  # type: ignore[attr-defined]
     missing = status_error(404, "u")
     assert isinstance(missing, SourceError) and missing.kind == "http_404"
+
+
+def test_quota_trend_tells_spending_from_refilling() -> None:
+    trend = QuotaTrend()
+    steady = (50, 50, 51, 50, 49, 50, 50, 51, 50, 50)  # give or take a request
+    for tick, remaining in enumerate(steady):
+        trend.observe(remaining, 100, now=tick * 0.1)
+    assert not trend.falling and not trend.rising
+    for tick, remaining in enumerate(range(50, 30, -1)):  # 10 a second more than refilled
+        trend.observe(remaining, 100, now=1 + tick * 0.1)
+    assert trend.falling
+    for tick, remaining in enumerate(range(30, 60)):
+        trend.observe(remaining, 100, now=3 + tick * 0.1)
+    assert trend.rising
