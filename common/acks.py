@@ -21,12 +21,9 @@ import logging
 import aio_pika.exceptions
 from aio_pika.abc import AbstractIncomingMessage
 
+from common.amqp import BROKER_ERRORS
+
 log = logging.getLogger(__name__)
-BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-)
 
 
 class AckWindow:

@@ -13,6 +13,13 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 from common.envelope import CONTENT_TYPE
 from common.resilience import retry_transient
 
+# The broker or the channel went away: the broker redelivers what was not acked.
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
+
 log = logging.getLogger(__name__)
 
 

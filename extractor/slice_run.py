@@ -18,10 +18,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika.exceptions
 from aio_pika.abc import AbstractExchange
 
-from common.amqp import publish_confirmed
+from common.amqp import BROKER_ERRORS, publish_confirmed
 from common.envelope import PageBatch, encode
 from common.records import record_keys
 from common.spec import DatasetSpec
@@ -34,11 +33,6 @@ from extractor.paginators import Page
 from extractor.queue_depth import QueueDepthGate
 
 log = logging.getLogger(__name__)
-BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-)
 
 
 class PageSlots:

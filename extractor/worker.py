@@ -28,6 +28,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from common.amqp import BROKER_ERRORS
 from common.errors import BadMessageError
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec
@@ -42,7 +43,7 @@ from extractor.ledger_schema import TERMINAL
 from extractor.page_sources import DumpSource, HttpSource, Source
 from extractor.queue_depth import QueueDepthGate
 from extractor.shared_limit import SharedRateLimiter
-from extractor.slice_run import BROKER_ERRORS, JobContext, PageSlots, SliceRun
+from extractor.slice_run import JobContext, PageSlots, SliceRun
 from extractor.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
 
 log = logging.getLogger(__name__)
