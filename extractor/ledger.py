@@ -257,8 +257,18 @@ async def open_ledger(settings: ExtractorSettings) -> AsyncIterator[Ledger]:
         raise ConfigError(f"cannot reach the ledger database {pg.redacted()}: {exc}") from exc
     try:
         ledger = Ledger(pool, settings.extractor_ledger_schema)
-        async with pool.connection() as conn:
-            await create_ledger(conn, ledger.schema)
+
+        async def prepare() -> None:
+            async with pool.connection() as conn:
+                await create_ledger(conn, ledger.schema)
+
+        # PostgreSQL restarting now (e.g. as a job ends, before its report) is waited for.
+        await retry_transient(
+            prepare,
+            lambda exc: isinstance(exc, TRANSIENT),
+            backoff=LEDGER_BACKOFF,
+            what="ledger schema",
+        )
         yield ledger
     finally:
         await pool.close()
