@@ -11,8 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +21,8 @@ import psycopg
 from common.envelope import PageBatch, decode, encode
 from common.topology import Topology
 from extractor.dlq import DeadLetter, DeadLetterQueue, Selection, replay_message
-from tableinator import service as tableinator_service
+from tests.extractor.support import running_tableinator
 from tests.support.broker import declare, depth
-from tests.support.pipeline import tableinator_settings
 
 CONSUMER = "tableinator"
 
@@ -43,17 +40,6 @@ def dlq_cli(spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-
-
-@asynccontextmanager
-async def tableinator(spec: Path, schema: str) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(tableinator_service.run(tableinator_settings(spec, schema), stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
 
 
 async def wait_for(check: Any, seconds: float = 20.0) -> None:
@@ -85,7 +71,7 @@ async def test_dead_letters_listed_shown_replayed_edited_and_purged(
     # Declared (and bound) before anything is published: a page published while the
     # consumer is still declaring its queues would be unroutable and dropped.
     await declare(amqp, CONSUMER, namespace)
-    async with tableinator(demo_spec_file, namespace):
+    async with running_tableinator(demo_spec_file, namespace):
         await wait_for(lambda: _queue_exists(amqp, dlq_name))
         batch = PageBatch("job-a", namespace, "replays", "replays:2025-12-02", 3, page)
         await publish(amqp, namespace, encode(batch))
