@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,8 @@ async def estimate(
             headers=source.headers,
             dataset=spec.name,
         )
-        return await estimate_job(fetcher, spec, slices, policy)
+        sized = await estimate_job(fetcher, spec, slices, policy)
+        return replace(sized, quota_left=fetcher.quota_trend.spendable())
 
 
 def largest_first(slices: list[Slice], sized: JobEstimate | DumpEstimate | None) -> list[str]:
@@ -152,6 +154,8 @@ async def create_job(
             spec_body=spec.model_dump(mode="json"),
             options={**_job_options(settings, spec, options), "plan_seconds": plan_seconds},
             estimate=sized.as_dict() if sized else None,
+            expected_records=sized.per_slice if sized else {},
+            quota_left=sized.quota_left if isinstance(sized, JobEstimate) else None,
         )
         await ledger.create_job(job, slices, rate_policy(spec))
     log.info("job planned job=%s dataset=%s slices=%d", job_id, spec.name, len(slices))

@@ -36,9 +36,11 @@ class JobEstimate:
     seconds_at_maximum: float | None
     seconds_at_initial: float | None
     per_slice: dict[str, int | None]
+    quota_left: int | None = None  # the source's RateLimit-Remaining after the count requests
 
     def as_dict(self, *, with_slices: bool = False) -> dict[str, Any]:
         data = asdict(self)
+        del data["quota_left"]  # the job's first moments, not part of what it will cost
         if not with_slices:
             del data["per_slice"]
         return data

@@ -3,7 +3,8 @@
 Every response feeds the limiter, naming the epoch its request was sent under (so one
 overload lowers the rate once): 429 (and 503 with Retry-After) halve the rate and pause for
 Retry-After, a bare 503 takes a tenth off; RateLimit-Remaining 0 pauses until
-RateLimit-Reset, under half of RateLimit-Limit takes a twentieth off, under three quarters
+RateLimit-Reset; under half of RateLimit-Limit and spent faster than the source refills it,
+the rate is paced down to the source's (``QuotaTrend``); a low quota that is not gaining
 holds the rate; latency rising well above its floor takes a tenth off; healthy responses
 earn increases. Failed requests are counted by kind
 (``timeout``, ``connection``, ``http_429``, ``http_503``, ``malformed``, ...) for the report.
@@ -28,9 +29,10 @@ from common.settings import ExtractorSettings
 from extractor import metrics
 from extractor.breaker import CircuitBreaker
 from extractor.ratelimit import (
+    BURST_HELD,
     LATENCY_FACTOR,
     PACING_COOLDOWN,
-    PACING_FACTOR,
+    PACING_FLOOR,
     QUOTA_HOLD,
     QUOTA_PACE,
     QUOTA_SPENT_FACTOR,
@@ -142,14 +144,23 @@ class JsonFetcher:
         metrics.start_fetching(dataset)
 
     async def get(
-        self, path: str, params: dict[str, Any], errors: Counter[str] | None = None
+        self,
+        path: str,
+        params: dict[str, Any],
+        errors: Counter[str] | None = None,
+        *,
+        priority: float = 0.0,
     ) -> Any:
-        """The decoded body; raises SourceError, or RetryableSourceError once retries run out."""
+        """The decoded body; raises SourceError, or RetryableSourceError once retries run out.
+
+        ``priority``: the records the caller's slice still expects; under the rate limit,
+        the request with the most work behind it is sent first (``extractor.tokens``).
+        """
         errors = Counter() if errors is None else errors
         attempt = 0
         while True:
             try:
-                body = await self._attempt(path, params)
+                body = await self._attempt(path, params, priority)
             except (RetryableSourceError, SourceError) as exc:
                 errors[exc.kind] += 1
                 metrics.REQUESTS.labels(self.dataset, exc.kind).inc()
@@ -172,11 +183,11 @@ class JsonFetcher:
                 metrics.REQUESTS.labels(self.dataset, "ok").inc()
                 return body
 
-    async def _attempt(self, path: str, params: dict[str, Any]) -> Any:
+    async def _attempt(self, path: str, params: dict[str, Any], priority: float) -> Any:
         probe = await self.breaker.admit()
         metrics.observe_breaker(self.dataset, self.breaker.state.value)
         try:
-            data = await self._get_once(path, params)
+            data = await self._get_once(path, params, priority)
         except RetryableSourceError as exc:
             self._record(success=not exc.source_down)
             raise
@@ -194,8 +205,10 @@ class JsonFetcher:
         self.breaker.record(success=success)
         metrics.observe_breaker(self.dataset, self.breaker.state.value)
 
-    async def _get_once(self, path: str, params: dict[str, Any]) -> Any:
-        epoch = await self.limiter.acquire()
+    async def _get_once(self, path: str, params: dict[str, Any], priority: float) -> Any:
+        epoch = await self.limiter.acquire(priority)
+        limiter = self.limiter  # spending a burst it holds: the quota falls by design
+        spending = limiter.stored >= max(1.0, BURST_HELD * limiter.rate)
         self.requests += 1
         started = time.monotonic()
         try:
@@ -208,7 +221,8 @@ class JsonFetcher:
         except aiohttp.ClientError as exc:
             message = f"{type(exc).__name__}: {exc}"
             raise RetryableSourceError(message, "connection", source_down=True) from exc
-        await self._feedback(status, headers, time.monotonic() - started, url, epoch)
+        seconds = time.monotonic() - started
+        await self._feedback(status, headers, seconds, url, epoch, spending=spending)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -216,9 +230,17 @@ class JsonFetcher:
             raise RetryableSourceError(message, "malformed", source_down=False) from exc
 
     async def _feedback(
-        self, status: int, headers: Mapping[str, str], seconds: float, url: str, epoch: int
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        seconds: float,
+        url: str,
+        epoch: int,
+        *,
+        spending: bool = False,
     ) -> None:
-        """Tell the limiter what this response (sent under ``epoch``) says about capacity."""
+        """Tell the limiter what this response (sent under ``epoch``, while the bucket was
+        ``spending`` a burst it held, or not) says about capacity."""
         if status in THROTTLED:
             pause = retry_after_seconds(headers.get("Retry-After"))
             # A 503 without Retry-After is as likely a fault as overload: a gentler step.
@@ -228,30 +250,42 @@ class JsonFetcher:
             raise status_error(status, url)
         limit, remaining, reset = quota(headers)
         if remaining is not None and limit:
-            self.quota_trend.observe(remaining, limit)
+            stored = self.limiter.stored
+            self.quota_trend.observe(remaining, limit, stored=stored, spending=spending)
+        paced = self._paced_rate(limit, remaining, reset)
         if remaining == 0 and reset:
             await self.limiter.on_throttled(reset, QUOTA_SPENT_FACTOR, epoch)
-        elif self._draining(limit, remaining, reset):
+        elif paced is not None:
             self._paced_at = time.monotonic()
-            await self.limiter.on_throttled(None, PACING_FACTOR, epoch)
+            await self.limiter.on_throttled(None, paced / self.limiter.rate, epoch)
         if self.latency.observe(seconds):
             log.info("latency rising ewma=%.3fs floor=%.3fs", self.latency.ewma, self.latency.floor)
             await self.limiter.on_throttled(None, LATENCY_FACTOR, epoch)
         quota_low = limit is not None and remaining is not None and remaining < QUOTA_HOLD * limit
-        # No increase while the quota falls, or while it is low and not being refilled.
+        # No increase while the quota is spent faster than refilled, or while it is low and
+        # not gaining: the job is at the source's rate.
         hold = self.quota_trend.falling or (quota_low and not self.quota_trend.rising)
         self.limiter.on_success(hold=hold or self.latency.rising)
 
-    def _draining(self, limit: int | None, remaining: int | None, reset: float | None) -> bool:
-        """Less than half the quota is left, it keeps falling, and this rate would spend it
-        before the reset.
+    def _paced_rate(
+        self, limit: int | None, remaining: int | None, reset: float | None
+    ) -> float | None:
+        """The rate to slow down to, if the quota says so: less than half of it is left, it
+        is spent faster than the source refills it, and this rate would spend it before the
+        reset. Then: the source's refill rate (this rate plus the trend's slope), or the
+        rate that spends what is left by the reset (a fixed window refills only then),
+        whichever is higher; at most half off at once, once a second.
 
-        Pacing by the quota the source reports keeps the rate just under its limit instead
-        of running the quota down to 0 and paying for it with a pause. A low quota that
-        holds steady is the source's own rate being met: no reason to slow down.
+        Pacing by the quota the source reports keeps the rate at its limit instead of
+        running the quota down to 0 and paying for it with a pause.
         """
         if not limit or remaining is None or remaining >= QUOTA_PACE * limit:
-            return False
+            return None
         if not self.quota_trend.falling or time.monotonic() - self._paced_at < PACING_COOLDOWN:
-            return False
-        return not reset or self.limiter.rate > remaining / reset
+            return None
+        rate = self.limiter.rate
+        lasting = remaining / reset if reset else 0.0  # spends the quota by the reset
+        if reset and rate <= lasting:
+            return None
+        target = max(rate + self.quota_trend.slope, lasting, rate * PACING_FLOOR)
+        return target if target < rate else None

@@ -34,6 +34,7 @@ class ClaimedSlice:
     attempts: int
     errors: dict[str, int]
     file: str | None = None
+    expected_records: int | None = None  # the job's estimate for the slice, if it has one
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class SliceLeases:
             " AND (worker IS NULL OR lease_expires < clock_timestamp())"
             " AND EXISTS (SELECT 1 FROM {s}.jobs WHERE job_id = %(j)s AND status = 'running')"
             " RETURNING entity, window_start, window_end, cursor, next_page, pages, records,"
-            " attempts, errors, file",
+            " attempts, errors, file, expected_records",
             self._params(job_id, slice_id),
         )
         if found is None:

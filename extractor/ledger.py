@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -44,6 +44,8 @@ class NewJob:
     spec_body: dict[str, Any]
     options: dict[str, Any]
     estimate: dict[str, Any] | None
+    expected_records: dict[str, int | None] = field(default_factory=dict)  # per slice
+    quota_left: int | None = None  # RateLimit-Remaining when the estimate ended
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,13 @@ INSERT_JOB = (
 )
 INSERT_SLICE = (
     "INSERT INTO {s}.slices (job_id, slice_id, seq, entity, window_start, window_end, file,"
-    " file_stats) VALUES (%s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s)"
+    " file_stats, expected_records)"
+    " VALUES (%s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s)"
 )
 INSERT_RATE_LIMIT = (
     "INSERT INTO {s}.rate_limits (job_id, rate, minimum, maximum, burst_seconds,"
-    " increase_every, increase_factor, increase_step) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    " increase_every, increase_factor, increase_step, tokens)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -83,10 +87,20 @@ def _job_row(job: NewJob) -> tuple[Any, ...]:
     return (job.job_id, job.dataset, job.spec, Jsonb(job.spec_body), Jsonb(job.options), estimate)
 
 
-def _slice_row(job_id: str, seq: int, item: Slice) -> tuple[Any, ...]:
-    window = item.window
+def _slice_row(job: NewJob, seq: int, item: Slice) -> tuple[Any, ...]:
+    window, expected = item.window, job.expected_records.get(item.slice_id)
     stats = None if item.file is None else Jsonb(initial_file_stats(item))
-    return (job_id, item.slice_id, seq, item.entity, window.start, window.end, item.file, stats)
+    return (
+        job.job_id,
+        item.slice_id,
+        seq,
+        item.entity,
+        window.start,
+        window.end,
+        item.file,
+        stats,
+        expected,
+    )
 
 
 def initial_file_stats(item: Slice) -> dict[str, Any]:
@@ -104,7 +118,20 @@ def _rate_limit_row(job: NewJob, policy: RatePolicy) -> tuple[Any, ...]:
         policy.increase_every,
         policy.increase_factor,
         policy.increase_step,
+        start_tokens(policy, job.quota_left),
     )
+
+
+def start_tokens(policy: RatePolicy, quota_left: int | None) -> float:
+    """The bucket's tokens at the start: what the source said is left of its quota (the
+    estimate's count requests spent the rest), at most a burst; else one.
+
+    A source's quota starts full, so a bucket that starts with one token leaves a whole
+    burst of the allowed requests unused.
+    """
+    if not quota_left:
+        return 1.0
+    return max(1.0, min(policy.burst(policy.start), float(quota_left)))
 
 
 class Ledger:
@@ -141,7 +168,7 @@ class Ledger:
             await cur.execute(self.statement(INSERT_JOB), _job_row(job))
             await cur.executemany(
                 self.statement(INSERT_SLICE),
-                [_slice_row(job.job_id, seq, item) for seq, item in enumerate(slices)],
+                [_slice_row(job, seq, item) for seq, item in enumerate(slices)],
             )
             if policy is not None:
                 await cur.execute(self.statement(INSERT_RATE_LIMIT), _rate_limit_row(job, policy))

@@ -65,6 +65,8 @@ STATEMENTS = (
     # Ledgers made before dump jobs: a dump slice's file and its reader's stats.
     "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS file text",
     "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS file_stats jsonb",
+    # Ledgers made before slices were served by size: the estimate's records of each slice.
+    "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS expected_records bigint",
     "CREATE INDEX IF NOT EXISTS slices_worker ON {s}.slices (worker) WHERE worker IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS {s}.rate_limits (

@@ -8,6 +8,7 @@ records already published (``extractor.dump_pages``).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +44,23 @@ class PageSource(Protocol):
 
 
 class HttpPages:
-    """A slice's pages from a paginated JSON API (rate limit, retries: the fetcher's)."""
+    """A slice's pages from a paginated JSON API (rate limit, retries: the fetcher's).
 
-    def __init__(self, fetcher: JsonFetcher, entity: EntitySpec, window: Window) -> None:
+    ``expected``: the records the job's estimate says are left in the slice, if it says.
+    Requests are sent under the rate limit in the order of that: most records left first.
+    A slice that outgrew its estimate has an unknown remainder, more than its estimate
+    said, so it goes first too (a slice sends one request at a time: it cannot crowd out
+    the others).
+    """
+
+    def __init__(
+        self, fetcher: JsonFetcher, entity: EntitySpec, window: Window, expected: int | None = None
+    ) -> None:
         assert entity.paginator is not None
         self.fetcher = fetcher
         self.entity = entity
         self.window = window
+        self.expected = expected
         self.paginator = paginator_for(entity.paginator)
         self.repeats = RepeatGuard()
 
@@ -58,12 +69,22 @@ class HttpPages:
 
     async def page(self, position: Any, errors: Counter[str]) -> Page:
         params = {**self.entity.params, **self.paginator.params(position)}
-        body = await self.fetcher.get(self.entity.path, params, errors)
+        body = await self.fetcher.get(self.entity.path, params, errors, priority=self.priority)
         items = get_path(body, self.entity.records_path) if self.entity.records_path else body
         if not isinstance(items, list):
             raise ValueError(f"page at {position!r} holds no list of records")
         self.repeats.check(items, position)
-        return self.paginator.parse(items, position, self.window)
+        page = self.paginator.parse(items, position, self.window)
+        if self.expected is not None:
+            self.expected -= len(page.records)
+        return page
+
+    @property
+    def priority(self) -> float:
+        """Records left by the estimate; a slice past its estimate (or without one) first."""
+        if self.expected is None:
+            return 0.0
+        return float(self.expected) if self.expected > 0 else math.inf
 
     async def __aenter__(self) -> HttpPages:
         return self
@@ -88,7 +109,10 @@ class HttpSource:
         return self.fetcher.base_url
 
     def pages(self, spec: DatasetSpec, claimed: ClaimedSlice) -> PageSource:
-        return HttpPages(self.fetcher, spec.entities[claimed.entity], claimed.window)
+        expected = claimed.expected_records
+        if expected is not None:
+            expected -= claimed.records  # a resumed slice: what its checkpoints confirmed
+        return HttpPages(self.fetcher, spec.entities[claimed.entity], claimed.window, expected)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,23 @@
-"""Adaptive rate limiting: the AIMD policy, the latency signal, and an in-process limiter.
+"""Adaptive rate limiting: the AIMD policy, the quota and latency signals, and an
+in-process limiter.
 
-The policy: start at the spec's initial rate; every ``increase_every`` healthy responses
-(fewer at a low rate: at least one increase per half second of them, so a rate knocked
-down to the floor climbs back in seconds, not minutes) raise it (x1.1 + 1) unless latency
-is rising or the quota is getting spent (RateLimit-Remaining under three quarters of
-RateLimit-Limit); when less than half of the quota is left, take a twentieth off; on
-429/503 halve it and pause for Retry-After; when RateLimit-Remaining reaches 0, take a fifth
-off and pause until RateLimit-Reset; when latency rises well above its floor, take a tenth
-off. Never above the maximum, never below the minimum. A decrease happens once per *epoch*:
-every request carries the epoch it was sent under, and the responses to requests sent
-before a decrease cannot lower the rate again (a burst of 429s answers one overload, not
-many). A job's workers share one limiter through the ledger (``extractor.shared_limit``);
-``AdaptiveRateLimiter`` is the same policy in one process, for the dry run's count requests.
+The policy: start at the spec's initial rate, with the bucket holding what the source said
+was left of its quota (RateLimit-Remaining after the estimate's count requests, less a
+tenth of the limit; else one token); the bucket holds at most 0.9 s of the rate, so it
+never spends all of a source's one-second quota at once. Every half second of healthy
+responses raise the rate (x1.1 + 1) unless latency is rising or the quota is not keeping
+up (``QuotaTrend``: falling, or low and not gaining). When under half of the quota is left
+and it keeps falling, pace the rate down to the source's refill rate (this rate plus the
+quota's slope), once a second, at most halving it. On 429/503 halve it and pause for
+Retry-After; when RateLimit-Remaining reaches 0, take a fifth off and pause until
+RateLimit-Reset; when latency rises well above its floor, take a tenth off. Never above the
+maximum, never below the minimum. A decrease happens once per *epoch*: every request
+carries the epoch it was sent under, and the responses to requests sent before a decrease
+cannot lower the rate again (a burst of 429s answers one overload, not many). Waiting
+requests get tokens in the order of the records their slice has left
+(``extractor.tokens``). A job's workers share one limiter through the ledger
+(``extractor.shared_limit``); ``AdaptiveRateLimiter`` is the same policy in one process,
+for the dry run's count requests.
 """
 
 from __future__ import annotations
@@ -24,17 +30,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from common.spec import DatasetSpec, HttpSourceSpec
+from extractor.tokens import TokenQueue
 
 THROTTLED_FACTOR = 0.5  # 429 or 503
 QUOTA_SPENT_FACTOR = 0.8  # RateLimit-Remaining: 0
 LATENCY_FACTOR = 0.9  # latency well above its floor
-PACING_FACTOR = 0.95  # less than half of RateLimit-Limit remaining
+PACING_FLOOR = 0.5  # pacing by the quota takes at most half the rate off at once
 QUOTA_HOLD = 0.75  # no increase while less than this share of RateLimit-Limit remains
-QUOTA_PACE = 0.5  # slow down a little while less than this share remains
+QUOTA_PACE = 0.5  # pace to the source's refill rate while less than this share remains
+QUOTA_MARGIN = 0.1  # share of RateLimit-Limit a new bucket leaves unspent
+BURST_HELD = 0.1  # a bucket holding this many seconds of its rate is spending a burst
 PACING_COOLDOWN = 1.0  # seconds between two paced decreases: the quota's own time scale
 ASSUMED_PAGE_SECONDS = 0.25  # page latency the default concurrency can keep up with
 MIN_CONCURRENCY, MAX_CONCURRENCY = 8, 64
-INCREASE_SECONDS = 0.5  # at a low rate, an increase is earned by this long of healthy responses
+INCREASE_SECONDS = 0.5  # an increase is earned by this long of healthy responses
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,12 @@ class RatePolicy:
 
     initial: float
     maximum: float
-    increase_every: int = 20
+    increase_every: int = 1_000_000  # a cap on the responses an increase needs (tests: 1)
     increase_factor: float = 1.1
     increase_step: float = 1.0
-    burst_seconds: float = 1.0
+    # A source's quota holds about a second of its rate; a bucket holding a little less
+    # never spends all of it at once, so jitter does not run the source's quota to 0.
+    burst_seconds: float = 0.9
 
     @property
     def minimum(self) -> float:
@@ -57,8 +68,13 @@ class RatePolicy:
         return min(self.initial, self.maximum)
 
     def increase_interval(self, rate: float) -> int:
-        """Healthy responses that earn one increase at ``rate``: ``increase_every``, or half
-        a second's worth when that is fewer (at 1 request/s, every response)."""
+        """Healthy responses that earn one increase at ``rate``: half a second's worth (at
+        1 request/s, every response; at 200/s, 100), or ``increase_every`` if fewer.
+
+        Counted in time, not in responses, so the rate grows as fast (x1.1 + 1 twice a
+        second) however high it is: a fixed count of responses would make a fast job grow
+        its rate ten times a second, far past the source's limit before the quota's trend
+        (a second of responses) can say so."""
         return max(1, min(self.increase_every, math.ceil(rate * INCREASE_SECONDS)))
 
     def increased(self, rate: float, steps: int) -> float:
@@ -131,42 +147,79 @@ class LatencyTracker:
 
 
 class QuotaTrend:
-    """Whether the quota a source reports (RateLimit-Remaining) is being spent or refilled:
-    its change per second over the last second of responses.
+    """Whether the quota a source reports (RateLimit-Remaining) is spent faster than the
+    source refills it: its change per second over the last second of responses.
 
     At the source's own rate the quota stays where it is, however low; only a quota that
-    keeps falling says the rate is above what the source refills, and only one that keeps
-    rising says there is room to go faster. A change of less than ``dead_band`` of the
-    limit per second is neither (responses arrive out of order: the quota jitters).
+    keeps falling says the rate is above what the source refills, and then the job's rate
+    plus the slope is the source's rate. While the job's bucket spends a burst it holds
+    (the job's first second: the bucket starts with what the source said was left) the
+    quota falls by design, so those responses say nothing of the rate: the trend is read
+    only from responses since the bucket last held a burst, and of the *gap* between the
+    quota and the tokens the bucket still holds (a few, spent with the quota, move both).
+    A change of less than
+    ``dead_band`` of the limit per second is neither falling nor rising (responses arrive
+    out of order: the quota jitters).
     """
 
     def __init__(self, *, window: float = 1.0, dead_band: float = 0.02) -> None:
         self.window, self.dead_band = window, dead_band
-        self._samples: deque[tuple[float, int]] = deque()
-        self._limit = 0
+        self._samples: deque[tuple[float, float]] = deque()
+        self._recent: deque[int] = deque(maxlen=16)
+        self.limit = 0
 
-    def observe(self, remaining: int, limit: int, now: float | None = None) -> None:
+    def observe(
+        self,
+        remaining: int,
+        limit: int,
+        *,
+        stored: float = 0.0,
+        spending: bool = False,
+        now: float | None = None,
+    ) -> None:
+        """One response's quota; ``stored``: the tokens the job's bucket holds now;
+        ``spending``: it held a burst when the request was sent."""
         now = time.monotonic() if now is None else now
-        self._samples.append((now, remaining))
-        self._limit = limit
+        self._recent.append(remaining)
+        self.limit = limit
+        if spending:
+            self._samples.clear()
+            return
+        self._samples.append((now, remaining - stored))
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
             self._samples.popleft()
 
     @property
     def slope(self) -> float:
-        """Quota gained per second (negative: spent), over the window."""
+        """Quota gained per second (negative: spent) over the window; 0 until the samples
+        span half of it (a few responses say nothing yet)."""
         if len(self._samples) < 2:
             return 0.0
         (first_at, first), (last_at, last) = self._samples[0], self._samples[-1]
-        return (last - first) / max(last_at - first_at, 0.1)
+        if last_at - first_at < self.window / 2:
+            return 0.0
+        return (last - first) / (last_at - first_at)
+
+    @property
+    def lowest(self) -> int | None:
+        """The least quota the last few responses reported (they arrive out of order)."""
+        return min(self._recent, default=None)
+
+    def spendable(self) -> int | None:
+        """What a new bucket may start with: the quota left, less a margin (``QUOTA_MARGIN``
+        of the limit) so that jitter does not run it to 0 (a pause until RateLimit-Reset)."""
+        lowest = self.lowest
+        if lowest is None:
+            return None
+        return max(0, lowest - math.ceil(QUOTA_MARGIN * self.limit))
 
     @property
     def falling(self) -> bool:
-        return self.slope < -self.dead_band * self._limit
+        return self.slope < -self.dead_band * self.limit
 
     @property
     def rising(self) -> bool:
-        return self.slope > self.dead_band * self._limit
+        return self.slope > self.dead_band * self.limit
 
 
 class RateLimiter(Protocol):
@@ -174,8 +227,13 @@ class RateLimiter(Protocol):
 
     rate: float  # requests a second allowed now
 
-    async def acquire(self) -> int:
-        """Wait until one request may be sent; the epoch it is sent under."""
+    @property
+    def stored(self) -> float:
+        """Tokens the bucket holds now: requests it may send at once."""
+
+    async def acquire(self, priority: float = 0.0) -> int:
+        """Wait until one request may be sent (the highest ``priority`` first); the epoch it
+        is sent under."""
 
     def on_success(self, *, hold: bool = False) -> None:
         """A healthy response; ``hold`` (latency rising, quota low) blocks any increase."""
@@ -185,10 +243,11 @@ class RateLimiter(Protocol):
         is given, send nothing for that long."""
 
 
-class AdaptiveRateLimiter:
+class AdaptiveRateLimiter(TokenQueue):
     """The policy as a token bucket in one process."""
 
-    def __init__(self, initial: float, maximum: float, *, increase_every: int = 20) -> None:
+    def __init__(self, initial: float, maximum: float, *, increase_every: int = 1_000_000) -> None:
+        super().__init__()
         self.policy = RatePolicy(initial, maximum, increase_every=increase_every)
         self.rate = self.policy.start
         self.maximum = maximum
@@ -197,20 +256,29 @@ class AdaptiveRateLimiter:
         self._paused_until = 0.0
         self._healthy_streak = 0
         self.epoch = 0
-        self._lock = asyncio.Lock()
 
-    async def acquire(self) -> int:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._paused_until:
-                    await asyncio.sleep(self._paused_until - now)
-                    continue
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return self.epoch
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+    @property
+    def stored(self) -> float:
+        elapsed = max(0.0, time.monotonic() - self._updated)
+        return min(self.policy.burst(self.rate), self._tokens + elapsed * self.rate)
+
+    def _take_now(self) -> bool:
+        now = time.monotonic()
+        if now < self._paused_until:
+            return False
+        self._refill(now)
+        return self._tokens >= 1.0
+
+    async def _replenish(self) -> None:
+        while True:
+            now = time.monotonic()
+            if now < self._paused_until:
+                await asyncio.sleep(self._paused_until - now)
+                continue
+            self._refill(now)
+            if self._tokens >= 1.0:
+                return
+            await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
     def _refill(self, now: float) -> None:
         burst = self.policy.burst(self.rate)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from extractor import metrics
 from extractor.ledger import Ledger
 from extractor.ratelimit import INCREASE_SECONDS
+from extractor.tokens import TokenQueue
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ UPDATE {s}.rate_limits r SET
     END,
     healthy = CASE WHEN %(hold)s THEN 0 ELSE g.healthy_now %% g.every END
 FROM g WHERE r.job_id = g.job_id
-RETURNING g.granted, r.tokens, r.rate, r.epoch,
+RETURNING g.granted, r.tokens, r.rate, r.epoch, greatest(1.0, r.rate * r.burst_seconds) AS burst,
     extract(epoch FROM greatest(r.paused_until, g.now) - g.now)::float8 AS pause
 """
 
@@ -76,7 +78,14 @@ class Grant:
     tokens: float
     rate: float
     epoch: int
+    burst: float
     pause: float
+    at: float = field(default_factory=time.monotonic)
+
+    def tokens_now(self) -> float:
+        """The shared bucket's tokens now, as this lease left them refilled since (other
+        workers' leases aside)."""
+        return min(self.burst, self.tokens + (time.monotonic() - self.at) * self.rate)
 
     @property
     def wait(self) -> float:
@@ -86,8 +95,12 @@ class Grant:
         return max(0.001, (1.0 - self.tokens) / self.rate)
 
 
-class SharedRateLimiter:
-    """This process's view of a job's shared limit: leased tokens and pending feedback."""
+class SharedRateLimiter(TokenQueue):
+    """This process's view of a job's shared limit: leased tokens and pending feedback.
+
+    The tokens a lease brings go to this process's waiting requests, the slice with the
+    most records left first (``extractor.tokens``).
+    """
 
     def __init__(
         self,
@@ -98,6 +111,7 @@ class SharedRateLimiter:
         chunk_seconds: float = 0.05,
         max_chunk: int = 20,
     ) -> None:
+        super().__init__()
         self.ledger = ledger
         self.dataset = dataset
         self.job_id = job_id
@@ -105,20 +119,21 @@ class SharedRateLimiter:
         self.max_chunk = max_chunk
         self.rate = 1.0
         self.epoch = 0
-        self._tokens = 0
         self._successes = 0
         self._hold = False
-        self._lock = asyncio.Lock()
+        self._grant: Grant | None = None  # the last lease
 
-    async def acquire(self) -> int:
-        async with self._lock:
-            while self._tokens < 1:
-                grant = await self.lease()
-                self._tokens += grant.granted
-                if grant.granted == 0:
-                    await asyncio.sleep(grant.wait)
-            self._tokens -= 1
-            return self.epoch
+    @property
+    def stored(self) -> float:
+        held = self._grant.tokens_now() if self._grant is not None else 0.0
+        return self._tokens + held
+
+    async def _replenish(self) -> None:
+        while self._tokens < 1:
+            grant = await self.lease()
+            self._tokens += grant.granted
+            if grant.granted == 0:
+                await asyncio.sleep(grant.wait)
 
     async def lease(self) -> Grant:
         """One round trip: report feedback, refill, take up to a chunk of tokens."""
@@ -138,7 +153,7 @@ class SharedRateLimiter:
         if row is None:
             raise LookupError(f"job {self.job_id} has no rate limit row")
         grant = Grant(**row)
-        self.rate, self.epoch = grant.rate, grant.epoch
+        self.rate, self.epoch, self._grant = grant.rate, grant.epoch, grant
         metrics.RATE_LIMIT.labels(self.dataset).set(self.rate)
         return grant
 
@@ -148,7 +163,8 @@ class SharedRateLimiter:
 
     async def on_throttled(self, pause: float | None, factor: float, seen: int) -> None:
         if pause:
-            self._tokens = 0  # tokens leased before the pause would burst right after it
+            self._tokens = 0.0  # tokens leased before the pause would burst right after it
+            self._grant = None  # and the shared bucket is emptied
         row = await self.ledger.row(
             THROTTLE, {"j": self.job_id, "seen": seen, "factor": factor, "pause": pause or 0.0}
         )

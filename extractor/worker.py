@@ -88,6 +88,7 @@ class WorkerPool:
         self.stopping = asyncio.Event()
         self.topology = Topology(settings.amqp.amqp_exchange)
         self._jobs: dict[str, JobContext] = {}
+        self._jobs_lock = asyncio.Lock()
         self._running: dict[tuple[str, str], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -223,7 +224,15 @@ class WorkerPool:
             await asyncio.wait_for(self.stopping.wait(), max(0.0, seconds))
 
     async def _job(self, job_id: str) -> JobContext | None:
-        """The job's context; read again for every task, so a resume may move its source."""
+        """The job's context; read again for every task, so a resume may move its source.
+
+        One at a time: slices claimed together must share one context (one fetcher, so one
+        rate limiter serving them by priority, one quota trend), not build one each.
+        """
+        async with self._jobs_lock:
+            return await self._job_context(job_id)
+
+    async def _job_context(self, job_id: str) -> JobContext | None:
         record = await self.ledger.job(job_id)
         if record is None:
             return None

@@ -16,7 +16,7 @@ from aiohttp import web
 from common.resilience import Backoff
 from extractor.breaker import BreakerState, CircuitBreaker
 from extractor.fetch import JsonFetcher, RetryableSourceError, SourceError
-from extractor.ratelimit import AdaptiveRateLimiter
+from extractor.ratelimit import PACING_FLOOR, AdaptiveRateLimiter
 
 QUICK = Backoff(base=0.01, cap=0.02)
 Script = Callable[[int], web.Response]
@@ -110,21 +110,20 @@ def quota_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
 
 
 async def test_the_rate_is_paced_by_the_quota_the_source_reports() -> None:
-    remaining = iter([90, 70, 40, 40, 40])
-
     def script(n: int) -> web.Response:
-        return web.json_response([n], headers=quota_headers(100, next(remaining), 1))
+        # Under half of 100 left and 2 fewer with each request: at 20 requests a second
+        # the quota falls 40 a second, so the source refills nothing at all.
+        return web.json_response([n], headers=quota_headers(100, 45 - 2 * n, 10))
 
-    async with scripted(script) as (url, _hits), aiohttp.ClientSession() as session:
-        limiter = AdaptiveRateLimiter(100, 1000, increase_every=1)
+    async with scripted(script) as (url, hits), aiohttp.ClientSession() as session:
+        limiter = AdaptiveRateLimiter(20, 20)
         source = JsonFetcher(session, url, limiter, max_retries=0)
-        await source.get("/page", {})  # 90 of 100 left: healthy, the rate may grow
-        grown = limiter.rate
-        assert grown > 100
-        await source.get("/page", {})  # 70 left: under three quarters, hold
-        assert limiter.rate == grown
-        await source.get("/page", {})  # 40 left and spending faster than 40/s: ease off
-        assert limiter.rate == pytest.approx(grown * 0.95)
+        while limiter.rate == 20 and len(hits) < 20:
+            await source.get("/page", {})
+    # Paced once the trend spanned half a second (about 11 requests at 20/s): to what
+    # spends the rest by the reset, but at most half off at once.
+    assert 10 <= len(hits) <= 14
+    assert limiter.rate == pytest.approx(20 * PACING_FLOOR)
 
 
 async def test_a_fixed_window_quota_is_not_paced_below_what_it_allows() -> None:

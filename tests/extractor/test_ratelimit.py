@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 
 import pytest
@@ -13,6 +15,7 @@ from extractor.fetch import (
     retry_after_seconds,
     status_error,
 )
+from extractor.ledger import start_tokens
 from extractor.ratelimit import (
     THROTTLED_FACTOR,
     AdaptiveRateLimiter,
@@ -39,9 +42,11 @@ def test_increases_while_healthy_never_above_maximum() -> None:
     assert limiter.rate == 12
 
 
-def test_a_low_rate_climbs_back_per_half_second_of_healthy_responses() -> None:
+def test_the_rate_grows_per_half_second_of_healthy_responses() -> None:
     policy = RatePolicy(initial=100, maximum=1000)
-    assert [policy.increase_interval(r) for r in (0.5, 1, 2.1, 10, 40, 500)] == [1, 1, 2, 5, 20, 20]
+    intervals = [policy.increase_interval(r) for r in (0.5, 1, 2.1, 10, 40, 500)]
+    assert intervals == [1, 1, 2, 5, 20, 250]  # as fast in time at any rate
+    assert RatePolicy(10, 100, increase_every=1).increase_interval(500) == 1
     limiter = AdaptiveRateLimiter(initial=1, maximum=100)
     for _ in range(12):  # about four seconds of responses at the rates they arrive
         limiter.on_success()
@@ -91,7 +96,7 @@ def test_policy_steps() -> None:
     assert policy.decreased(10, 0.5) == 5
     assert policy.decreased(1.5, 0.5) == 1.0  # never below the minimum
     assert RatePolicy(initial=500, maximum=100).start == 100
-    assert policy.burst(0.5) == 1.0 and policy.burst(40) == 40
+    assert policy.burst(0.5) == 1.0 and policy.burst(40) == 36  # a tenth under a second
 
 
 def test_latency_tracker_signals_once_per_slow_spell() -> None:
@@ -146,3 +151,52 @@ def test_quota_trend_tells_spending_from_refilling() -> None:
     for tick, remaining in enumerate(range(30, 60)):
         trend.observe(remaining, 100, now=3 + tick * 0.1)
     assert trend.rising
+
+
+def test_spending_a_held_burst_is_not_spending_too_fast() -> None:
+    # The bucket starts with 60 of the source's quota: the quota falls while it is spent,
+    # then the job runs at the source's rate (the quota holds), then 5 a second over it.
+    trend = QuotaTrend()
+    for tick in range(11):
+        trend.observe(90 - 6 * tick, 100, spending=True, now=tick * 0.1)
+    assert not trend.falling and trend.slope == 0
+    assert trend.lowest == 30 and trend.spendable() == 20  # a tenth of the limit kept back
+    for tick in range(1, 11):
+        trend.observe(30, 100, now=1 + tick * 0.1)
+    assert not trend.falling and not trend.rising
+    for tick in range(1, 21):
+        trend.observe(30 - tick // 2, 100, now=2 + tick * 0.1)
+    assert trend.falling
+    assert trend.slope == pytest.approx(-5, abs=0.6)  # the job's rate less 5: the source's
+
+
+async def test_waiting_requests_are_served_most_records_left_first() -> None:
+    limiter = AdaptiveRateLimiter(initial=20, maximum=20)
+    await limiter.acquire()  # the one token the bucket starts with: now all must wait
+    served: list[float] = []
+
+    async def request(priority: float) -> None:
+        await limiter.acquire(priority)
+        served.append(priority)
+
+    priorities = [5.0, 500.0, 0.0, math.inf, 50.0]
+    await asyncio.gather(*(request(p) for p in priorities))
+    assert served == sorted(priorities, reverse=True)
+
+
+async def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
+    limiter = AdaptiveRateLimiter(initial=10, maximum=10)
+    await limiter.acquire()
+    abandoned = asyncio.create_task(limiter.acquire(1000.0))
+    await asyncio.sleep(0)
+    abandoned.cancel()
+    started = time.monotonic()
+    assert await limiter.acquire(1.0) == 0  # served the next token, not one after it
+    assert time.monotonic() - started < 0.15
+
+
+def test_a_new_bucket_starts_with_what_the_source_said_is_left() -> None:
+    policy = RatePolicy(initial=200, maximum=200)
+    assert start_tokens(policy, None) == 1.0  # no RateLimit-Remaining: one token
+    assert start_tokens(policy, 150) == 150.0
+    assert start_tokens(policy, 500) == 180.0  # at most the bucket's 0.9 s
