@@ -191,14 +191,21 @@ class QuotaTrend:
 
     @property
     def slope(self) -> float:
-        """Quota gained per second (negative: spent) over the window; 0 until the samples
-        span half of it (a few responses say nothing yet)."""
+        """Quota gained per second (negative: spent) over the window: the least-squares line
+        through every sample, not its two ends (a quota of whole requests, reported out of
+        order, jitters by a request or two); 0 until the samples span half the window."""
         if len(self._samples) < 2:
             return 0.0
-        (first_at, first), (last_at, last) = self._samples[0], self._samples[-1]
+        first_at, last_at = self._samples[0][0], self._samples[-1][0]
         if last_at - first_at < self.window / 2:
             return 0.0
-        return (last - first) / (last_at - first_at)
+        n = len(self._samples)
+        mean_t = sum(t - first_at for t, _ in self._samples) / n
+        mean_g = sum(g for _, g in self._samples) / n
+        spread = sum((t - first_at - mean_t) ** 2 for t, _ in self._samples)
+        if spread <= 0:
+            return 0.0
+        return sum((t - first_at - mean_t) * (g - mean_g) for t, g in self._samples) / spread
 
     @property
     def lowest(self) -> int | None:
