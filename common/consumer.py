@@ -19,7 +19,7 @@ from common.amqp import robust_channel
 from common.batch import BatchProcessor
 from common.errors import ConfigError
 from common.metrics import serve_metrics
-from common.resilience import StoppedDuringStartup, unless_stopped
+from common.resilience import Stopped, unless_stopped
 from common.settings import (
     AmqpSettings,
     ConsumerSettings,
@@ -132,5 +132,5 @@ async def _until_signalled(settings: Any, run: _Runnable) -> None:
     stop_on_signals(stop)
     try:
         await run(settings, stop)
-    except StoppedDuringStartup:
+    except Stopped:
         log.info("stopped before consuming anything")

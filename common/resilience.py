@@ -65,14 +65,14 @@ async def retry_transient(
             await asyncio.sleep(delay)
 
 
-class StoppedDuringStartup(Exception):
-    """SIGTERM (or SIGINT) arrived while a service was still starting: nothing to drain."""
+class Stopped(Exception):
+    """SIGTERM (or SIGINT) arrived during a wait; the wait was abandoned."""
 
 
 async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
-    """``work``'s result; if ``stop`` is set first, ``work`` is cancelled and
-    StoppedDuringStartup raised (a service waiting for a store that is down must still
-    answer SIGTERM)."""
+    """``work``'s result; if ``stop`` is set first, ``work`` is cancelled and Stopped raised
+    (a service waiting for a store that is down, or a queue that is full, must still answer
+    SIGTERM)."""
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -83,8 +83,15 @@ async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        raise StoppedDuringStartup
+        raise Stopped
     return task.result()
+
+
+async def sleep_unless_stopped(seconds: float, stop: asyncio.Event) -> bool:
+    """Wait ``seconds``; True if ``stop`` was set (at once, or during the wait)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+    return stop.is_set()
 
 
 def _short(exc: BaseException) -> str:

@@ -207,6 +207,17 @@ class ExtractorSettings(_ServiceSettings):
         ge=0,
         description="Fetching waits while a consumer queue holds more messages (0: no limit).",
     )
+    extractor_no_consumer_timeout: float = Field(
+        0.0,
+        ge=0,
+        description="Fail a slice held back this many seconds by a queue with no consumer"
+        " (0: wait, warning every 30 s).",
+    )
+    extractor_stop_grace: float = Field(
+        5.0,
+        gt=0,
+        description="On SIGTERM/SIGINT: seconds to checkpoint confirmed pages before exiting.",
+    )
     extractor_ledger_schema: str = Field(
         "backfill_ledger",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",

@@ -191,6 +191,9 @@ class DatasetSpec(_Strict):
     description: str = ""
     source: SourceSpec
     entities: dict[SqlName, EntitySpec] = Field(min_length=1)
+    # The consumers a job publishes to and waits on (None: every one in AMQP_CONSUMERS);
+    # ``extractor run --stores`` chooses for one job.
+    stores: list[SqlName] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:

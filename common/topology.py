@@ -1,13 +1,18 @@
 """Broker topology: names and declarations, the same for every service.
 
-A durable topic exchange takes page batches routed by ``dataset.entity``; each consumer has
-its own durable queue per dataset/entity, dead-lettering into a DLX with a ``.dlq`` queue
-beside it. Consumers report finalised jobs on an events exchange.
+A durable topic exchange takes page batches; each consumer has its own durable queue per
+dataset/entity, dead-lettering into a DLX with a ``.dlq`` queue beside it. A queue is bound
+by two keys: ``dataset.entity`` reaches every consumer's queue of the entity, and the queue's
+own name reaches that queue alone. The extractor publishes by the second, to the stores a
+job chose (one key, the others in RabbitMQ's ``CC`` header), so a store left out of a job
+gets nothing of it, even if its queue exists. Consumers report finalised jobs on an events
+exchange.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -27,6 +32,20 @@ def consumes(consumer: str, entity: EntitySpec) -> bool:
 
 
 DLX_SUFFIX = ".dlx"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one entity's pages go: a routing key and the ``CC`` header for the others."""
+
+    routing_key: str
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def to_queues(cls, queues: list[str]) -> Route:
+        """To exactly these queues (each is bound by its own name); at least one."""
+        first, *others = queues
+        return cls(first, {"CC": others} if others else {})
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,7 @@ class Topology:
             },
         )
         await queue.bind(self.exchange, routing_key=self.routing_key(dataset, entity))
+        await queue.bind(self.exchange, routing_key=name)
         return queue
 
     async def declare_dataset(
@@ -95,12 +115,25 @@ class Topology:
 
         Returns the (consumer, entity) pairs that will report the job finalised.
         """
-        pairs = [
+        pairs = self.pairs(consumers, spec)
+        for consumer, name in pairs:
+            await self.declare_queue(channel, consumer, spec.name, name)
+        return pairs
+
+    @staticmethod
+    def pairs(consumers: list[str], spec: DatasetSpec) -> list[tuple[str, str]]:
+        """The (consumer, entity) pairs that have a queue."""
+        return [
             (consumer, name)
             for consumer in consumers
             for name, entity in spec.entities.items()
             if consumes(consumer, entity)
         ]
-        for consumer, name in pairs:
-            await self.declare_queue(channel, consumer, spec.name, name)
-        return pairs
+
+    @classmethod
+    def routes(cls, dataset: str, pairs: list[tuple[str, str]]) -> dict[str, Route]:
+        """Per entity, the route to the queues of these (consumer, entity) pairs only."""
+        queues: dict[str, list[str]] = {}
+        for consumer, entity in pairs:
+            queues.setdefault(entity, []).append(cls.queue_name(consumer, dataset, entity))
+        return {entity: Route.to_queues(names) for entity, names in queues.items()}

@@ -52,6 +52,13 @@ def _date(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _stores(value: str) -> tuple[str, ...]:
+    stores = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not stores:
+        raise argparse.ArgumentTypeError("name at least one store, e.g. tableinator")
+    return stores
+
+
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """Option groups the subcommands share."""
     parents = {name: argparse.ArgumentParser(add_help=False) for name in PARENTS}
@@ -107,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         "run", parents=[p["spec"], p["url"], p["scope"], p["driving"]], help="plan and run a job"
     )
     run.add_argument("--job-id", help="the new job's id (default: dataset-time-random)")
+    run.add_argument(
+        "--stores",
+        type=_stores,
+        help="the consumers to publish to and wait on, comma separated, e.g. tableinator"
+        " (default: the spec's stores:, else every one in AMQP_CONSUMERS); a resume keeps them",
+    )
     commands.add_parser(
         "plan", parents=[p["spec"], p["url"], p["scope"], p["json"]], help="dry run with estimates"
     )
@@ -148,6 +161,7 @@ def _options(args: argparse.Namespace) -> JobOptions:
         local_workers=not getattr(args, "enqueue_only", False),
         estimate=not getattr(args, "no_estimate", False),
         all_files=getattr(args, "all_files", False),
+        stores=getattr(args, "stores", None),
     )
 
 
@@ -173,7 +187,10 @@ async def _drive(args: argparse.Namespace, settings: ExtractorSettings) -> int:
         else:
             report = await backfill.retry_failed(settings, args.job_id, options, console, interrupt)
     except Interrupted as stopped:
-        console.print(f"interrupted; continue with: extractor resume {stopped}")
+        if str(stopped):
+            console.print(f"interrupted; continue with: extractor resume {stopped}")
+        else:
+            console.print("interrupted while planning the job; nothing was fetched")
         return EXIT_INTERRUPTED
     _output(report, args.report_json)
     await _full_report(settings, report.job_id, None, console=Console(), stores=False)

@@ -20,6 +20,7 @@ from rich.console import Console
 from common.amqp import robust_channel
 from common.errors import BackfillError, ConfigError
 from common.metrics import serve_metrics
+from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
 from extractor.breaker import CircuitBreaker
@@ -34,6 +35,7 @@ from extractor.planner import Slice, plan_slices
 from extractor.ratelimit import AdaptiveRateLimiter, rate_policy, slice_concurrency
 from extractor.report import JobReport
 from extractor.snapshot import JobSnapshot, read_snapshot
+from extractor.stores import choose_stores, routed_entities
 from extractor.worker import WorkerPool
 
 __all__ = [
@@ -128,8 +130,12 @@ async def run_backfill(
     console: Console | None = None,
     interrupt: asyncio.Event | None = None,
 ) -> JobReport:
-    """Plan a new job into the ledger, run it, and (if asked) wait for both stores."""
-    job_id, todo = await create_job(settings, options)
+    """Plan a new job into the ledger, run it, and (if asked) wait for its stores."""
+    interrupt = interrupt or asyncio.Event()
+    try:
+        job_id, todo = await unless_stopped(create_job(settings, options), interrupt)
+    except Stopped:
+        raise Interrupted("") from None  # before the job was in the ledger: nothing to resume
     async with open_ledger(settings) as ledger:
         console = console or Console(stderr=True)
         return await drive(settings, ledger, job_id, todo, options, console, interrupt)
@@ -142,7 +148,12 @@ async def create_job(
     """Plan a new job into the ledger (nothing queued or run); its id and slices in run order."""
     planning = time.monotonic()
     spec = load_spec(settings.dataset.dataset_spec)
-    slices = plan(spec, options, dump_path=settings.extractor_dump_path)
+    requested = list(options.stores) if options.stores else None
+    stores = choose_stores(settings.amqp.consumers, spec, requested)
+    routed = routed_entities(spec, stores)
+    slices = [
+        s for s in plan(spec, options, dump_path=settings.extractor_dump_path) if s.entity in routed
+    ]
     job_id = options.job_id or new_job_id(spec.name)
     sized = await _quiet_estimate(settings, spec, slices) if options.estimate else None
     plan_seconds = round(time.monotonic() - planning, 3)  # the report's "plan" phase
@@ -152,7 +163,13 @@ async def create_job(
             dataset=spec.name,
             spec=settings.dataset.dataset_spec,
             spec_body=spec.model_dump(mode="json"),
-            options={**_job_options(settings, spec, options), "plan_seconds": plan_seconds},
+            options={
+                **_job_options(settings, spec, options),
+                # Only a narrower choice is kept: a job to every store publishes by
+                # ``dataset.entity``, which any queue bound to it (an audit tap) also gets.
+                "stores": stores if set(stores) != set(settings.amqp.consumers) else None,
+                "plan_seconds": plan_seconds,
+            },
             estimate=sized.as_dict() if sized else None,
             expected_records=sized.per_slice if sized else {},
             quota_left=sized.quota_left if isinstance(sized, JobEstimate) else None,

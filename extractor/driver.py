@@ -21,6 +21,7 @@ from rich.console import Console
 
 from common.amqp import robust_channel
 from common.metrics import serve_metrics
+from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec
 from common.topology import Topology
@@ -35,6 +36,7 @@ from extractor.ratelimit import rate_policy, slice_concurrency
 from extractor.report import JobReport, build_report
 from extractor.report_data import save_events
 from extractor.snapshot import JobSnapshot, read_snapshot
+from extractor.stores import job_stores
 from extractor.tasks import SliceTask, enqueue, work_queue_name
 from extractor.worker import WorkerPool
 
@@ -43,7 +45,10 @@ POLL_SECONDS = 0.5  # how often the progress display reads the ledger
 
 
 class Interrupted(Exception):
-    """The driver was asked to stop (SIGTERM/SIGINT); the job is left to resume."""
+    """The driver was asked to stop (SIGTERM/SIGINT); the job is left to resume.
+
+    Its text is the job's id ("" when the job was not planned yet).
+    """
 
 
 async def drive(
@@ -56,6 +61,7 @@ async def drive(
     interrupt: asyncio.Event | None = None,
 ) -> JobReport:
     started = time.monotonic()
+    interrupt = interrupt or asyncio.Event()
     job = await ledger.require_job(job_id)
     was_finished = job.terminal and job.end_published_at is not None and not todo
     async with AsyncExitStack() as stack:
@@ -73,8 +79,14 @@ async def drive(
         fetched = time.monotonic()
         complete = True
         if options.wait and not was_finished and snapshot.job.status != "cancelled":
-            console.print(f"published {snapshot.records:,} records; waiting for the consumers")
-            complete = await broker.waiter.wait(broker.expected, options.wait_timeout)
+            stores = ", ".join(sorted({consumer for consumer, _ in broker.expected}))
+            console.print(f"published {snapshot.records:,} records; waiting for {stores}")
+            try:
+                complete = await unless_stopped(
+                    broker.waiter.wait(broker.expected, options.wait_timeout), interrupt
+                )
+            except Stopped:
+                raise Interrupted(job_id) from None
         await save_events(ledger, job_id, broker.waiter.events)  # for `extractor report JOB`
         return build_report(
             await read_snapshot(ledger, job_id),
@@ -107,7 +119,8 @@ class _Broker:
         )
         exchange = await topology.declare_exchanges(channel)
         spec = DatasetSpec.model_validate(job.spec_body)
-        expected = await topology.declare_dataset(channel, settings.amqp.consumers, spec)
+        stores = job_stores(job.options, settings.amqp.consumers)
+        expected = await topology.declare_dataset(channel, stores, spec)
         waiter = CompletionWaiter(channel, topology, job.job_id)
         await waiter.listen()  # before anything can publish the end of the job
         stack.push_async_callback(waiter.close)
@@ -156,36 +169,48 @@ class _Watch:
         ledger: Ledger,
         exchange: AbstractExchange,
         job_id: str,
-        interrupt: asyncio.Event | None,
+        interrupt: asyncio.Event,
         grace: float,
     ) -> None:
         self.ledger = ledger
         self.exchange = exchange
         self.job_id = job_id
-        self.interrupt = interrupt or asyncio.Event()
+        self.interrupt = interrupt
         self.grace = grace
         self.wake = asyncio.Event()
+        self._terminal_since: float | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
     async def until_finished(self, progress: JobProgress) -> JobSnapshot:
-        terminal_since: float | None = None
+        """The job's snapshot once it ended; Interrupted as soon as a stop is asked for,
+        even while the ledger or the broker does not answer."""
         while True:
-            await finish_job(self.ledger, self.exchange, self.job_id)
-            snapshot = await read_snapshot(self.ledger, self.job_id, details=False)
-            progress.update(snapshot)
-            observe_job(snapshot)
-            job = snapshot.job
-            if job.terminal and (job.status == "cancelled" or job.end_published_at):
+            try:
+                snapshot = await unless_stopped(self._look(progress), self.interrupt)
+            except Stopped:
+                raise Interrupted(self.job_id) from None
+            if snapshot is not None:
                 return snapshot
-            if job.terminal:
-                terminal_since = terminal_since or time.monotonic()
-                if time.monotonic() - terminal_since > self.grace:
-                    # Whoever ended the job died before publishing its end: do it here.
-                    await publish_end(self.ledger, self.exchange, self.job_id)
             self._check_workers()
             if self.interrupt.is_set():
                 raise Interrupted(self.job_id)
             await self._pause()
+
+    async def _look(self, progress: JobProgress) -> JobSnapshot | None:
+        """One round: end the job if it can be, show it; its snapshot once it is over."""
+        await finish_job(self.ledger, self.exchange, self.job_id)
+        snapshot = await read_snapshot(self.ledger, self.job_id, details=False)
+        progress.update(snapshot)
+        observe_job(snapshot)
+        job = snapshot.job
+        if job.terminal and (job.status == "cancelled" or job.end_published_at):
+            return snapshot
+        if job.terminal:
+            self._terminal_since = self._terminal_since or time.monotonic()
+            if time.monotonic() - self._terminal_since > self.grace:
+                # Whoever ended the job died before publishing its end: do it here.
+                await publish_end(self.ledger, self.exchange, self.job_id)
+        return None
 
     def _check_workers(self) -> None:
         for task in self.tasks:

@@ -14,8 +14,10 @@ from aio_pika.abc import AbstractExchange
 
 from common.amqp import publish_confirmed
 from common.envelope import EndOfJob, encode
+from common.spec import DatasetSpec
 from common.topology import Topology
 from extractor.ledger import Ledger
+from extractor.stores import job_routes
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ async def finish_job(ledger: Ledger, exchange: AbstractExchange, job_id: str) ->
 async def publish_end(ledger: Ledger, exchange: AbstractExchange, job_id: str) -> None:
     """One end-of-job message per entity with what the ledger says was published."""
     job = await ledger.require_job(job_id)
+    spec = DatasetSpec.model_validate(job.spec_body)
+    stores = job.options.get("stores") or []
+    routes = job_routes(spec, job.options, Topology.pairs(stores, spec))
     totals = await ledger.rows(
         "SELECT entity, sum(pages)::bigint AS pages, sum(records)::bigint AS records"
         " FROM {s}.slices WHERE job_id = %s GROUP BY entity ORDER BY entity",
@@ -41,11 +46,13 @@ async def publish_end(ledger: Ledger, exchange: AbstractExchange, job_id: str) -
     )
     for row in totals:
         end = EndOfJob(job_id, job.dataset, row["entity"], row["pages"], row["records"])
+        route = routes[row["entity"]]
         await publish_confirmed(
             exchange,
-            Topology.routing_key(job.dataset, row["entity"]),
+            route.routing_key,
             encode(end),
             message_id=end.message_id,
+            headers=route.headers or None,
         )
     await ledger.mark_end_published(job_id)
     log.info("end of job published job=%s entities=%d", job_id, len(totals))

@@ -121,6 +121,23 @@ STATEMENTS = (
         END IF;
     END $$
     """,
+    # Consumer queues over EXTRACTOR_MAX_QUEUE_DEPTH that hold a job's fetching back, as the
+    # workers last saw them (a row not refreshed for a while is over: its worker is gone).
+    """
+    CREATE TABLE IF NOT EXISTS {s}.holds (
+        job_id text NOT NULL REFERENCES {s}.jobs ON DELETE CASCADE,
+        worker text NOT NULL,
+        entity text NOT NULL,
+        consumer text NOT NULL,
+        queue text NOT NULL,
+        ready bigint NOT NULL,
+        queue_limit bigint NOT NULL,
+        consumers integer NOT NULL,
+        since timestamptz NOT NULL,
+        seen_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (job_id, worker, entity)
+    )
+    """,
     # What each consumer reported when it finalised the job (for `extractor report JOB`).
     """
     CREATE TABLE IF NOT EXISTS {s}.job_events (

@@ -51,6 +51,12 @@ QUEUE_DEPTH_WAITS = Counter(
     "backfill_extractor_queue_depth_waits_total",
     "Times fetching waited because a consumer queue was over EXTRACTOR_MAX_QUEUE_DEPTH.",
 )
+HELD_BACK_SECONDS = Gauge(
+    "backfill_extractor_queue_held_back_seconds",
+    "Seconds fetching has been held back by this consumer queue being over"
+    " EXTRACTOR_MAX_QUEUE_DEPTH (0 while it is not).",
+    ("queue",),
+)
 CONFIRMS_PENDING = Gauge(
     "backfill_extractor_publish_confirms_pending",
     "Pages published and waiting for the broker's confirm, this process.",

@@ -16,3 +16,4 @@ class JobOptions:
     local_workers: bool = True  # False: only enqueue; `extractor worker` processes do the work
     estimate: bool = True  # estimate the job's size first (count endpoint or sampling)
     all_files: bool = False  # dumps: every file a glob matches, not only the newest dump date
+    stores: tuple[str, ...] | None = None  # consumers to publish to (None: the spec's or all)

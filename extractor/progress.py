@@ -56,7 +56,8 @@ class JobProgress:
     def update(self, snapshot: JobSnapshot) -> None:
         estimate = snapshot.estimated_records
         slices = f"{snapshot.slices_ended}/{snapshot.slices_total} slices"
-        rate = f"{snapshot.records_per_second:,.0f} rec/s"
+        # Held back by a consumer queue, the rate only falls: say what it waits for instead.
+        rate = snapshot.waiting_for or f"{snapshot.records_per_second:,.0f} rec/s"
         if snapshot.bytes_total:  # dump files: how much of them is read
             completed, total = round(100 * snapshot.bytes_read / snapshot.bytes_total), 100
             unit, detail = "% of the files read", f"{snapshot.records:,} records  {slices}  {rate}"
@@ -72,7 +73,8 @@ class JobProgress:
             self._last_log = now
             eta = snapshot.eta_seconds
             log.info(
-                "progress job=%s status=%s slices=%d/%d records=%d estimate=%s rate=%.0f/s eta=%s",
+                "progress job=%s status=%s slices=%d/%d records=%d estimate=%s rate=%.0f/s"
+                " eta=%s%s",
                 snapshot.job.job_id,
                 snapshot.job.status,
                 snapshot.slices_ended,
@@ -81,4 +83,5 @@ class JobProgress:
                 estimate if estimate is not None else "-",
                 snapshot.records_per_second,
                 "-" if eta is None else f"{eta:.0f}s",
+                f" {snapshot.waiting_for}" if snapshot.waiting_for else "",
             )

@@ -24,7 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from common.amqp import robust_channel
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec
-from common.topology import Topology, consumes
+from common.topology import Topology
 from extractor.backfill import create_job
 from extractor.completion import CompletionWaiter
 from extractor.fetch import http_session
@@ -32,6 +32,7 @@ from extractor.finish import finish_job
 from extractor.ledger import Ledger, open_ledger
 from extractor.options import JobOptions
 from extractor.snapshot import read_snapshot
+from extractor.stores import job_stores
 from extractor.tasks import SliceTask, enqueue, work_queue_name
 from extractor.worker import WorkerPool
 
@@ -102,7 +103,9 @@ async def job_state(settings: ExtractorSettings, job_id: str) -> JobState:
         snapshot = await read_snapshot(ledger, job_id)
         events = await _peek_events(connection, job_id)
     job = snapshot.job
-    expected = _expected(settings, DatasetSpec.model_validate(job.spec_body))
+    expected = _expected(
+        job_stores(job.options, settings.amqp.consumers), DatasetSpec.model_validate(job.spec_body)
+    )
     landed: dict[str, dict[str, Any]] = {}
     for event in events or []:
         landed.setdefault(event["service"], {})[event["entity"]] = event["landed"]
@@ -182,7 +185,9 @@ async def _prepare(settings: ExtractorSettings, job_id: str, slice_ids: list[str
     spec = DatasetSpec.model_validate(job.spec_body)
     async with robust_channel(settings.amqp.url, name="extractor-submit") as (_, channel):
         await topology.declare_exchanges(channel)
-        await topology.declare_dataset(channel, settings.amqp.consumers, spec)
+        await topology.declare_dataset(
+            channel, job_stores(job.options, settings.amqp.consumers), spec
+        )
         await CompletionWaiter(channel, topology, job_id).listen()
         queue = work_queue_name(settings.extractor_work_queue, job.dataset)
         await enqueue(channel, queue, [SliceTask(job_id, s) for s in slice_ids])
@@ -207,13 +212,8 @@ async def _peek_events(
     return events
 
 
-def _expected(settings: ExtractorSettings, spec: DatasetSpec) -> list[str]:
-    return [
-        _pair((consumer, name))
-        for consumer in settings.amqp.consumers
-        for name, entity in spec.entities.items()
-        if consumes(consumer, entity)
-    ]
+def _expected(stores: list[str], spec: DatasetSpec) -> list[str]:
+    return [_pair(pair) for pair in Topology.pairs(stores, spec)]
 
 
 def _pair(pair: tuple[str, str]) -> str:

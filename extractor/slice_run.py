@@ -13,6 +13,7 @@ A process-wide semaphore bounds pages fetched but not yet confirmed: when the br
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -23,14 +24,15 @@ from aio_pika.abc import AbstractExchange
 from common.amqp import BROKER_ERRORS, publish_confirmed
 from common.envelope import PageBatch, encode
 from common.records import record_keys
+from common.resilience import Stopped, unless_stopped
 from common.spec import DatasetSpec
-from common.topology import Topology
+from common.topology import Route
 from extractor import metrics
 from extractor.fetch import RetryableSourceError, SourceError
 from extractor.leases import ClaimedSlice, Progress, SliceLeases
 from extractor.page_sources import PageSource, Source
 from extractor.paginators import Page
-from extractor.queue_depth import QueueDepthGate
+from extractor.queue_depth import NoConsumerError, QueueDepthGate
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ class JobContext:
     spec: DatasetSpec
     source: Source
     exchange: AbstractExchange
+    routes: dict[str, Route]  # entity -> the queues of the stores the job publishes to
     depth_gate: QueueDepthGate | None = None  # EXTRACTOR_MAX_QUEUE_DEPTH
+    stop_grace: float = 5.0  # seconds a stopping slice waits for confirms to checkpoint
 
 
 @dataclass(frozen=True)
@@ -118,12 +122,30 @@ class SliceRun:
             async with self.source:
                 await self._fetch_pages(queue)
             queue.put_nowait(None)
-            await checkpointer
+            await self._checkpoints_done(checkpointer)
+            _release_all(queue, self.in_flight)  # what a stop left unconfirmed
         except BaseException:
             checkpointer.cancel()
             _release_all(queue, self.in_flight)
             raise
         return await self._conclude()
+
+    async def _checkpoints_done(self, checkpointer: asyncio.Task[None]) -> None:
+        """Wait for the pages in flight to be confirmed and checkpointed; once the worker
+        stops, ``stop_grace`` at most (a broker that blocks publishers could hold confirms
+        for ever): the pages left are fetched again on resume."""
+        with contextlib.suppress(Stopped):
+            await unless_stopped(asyncio.shield(checkpointer), self.stopping)
+        if not checkpointer.done():
+            await asyncio.wait((checkpointer,), timeout=self.job.stop_grace)
+        if not checkpointer.done():
+            log.warning("stopped before every page was confirmed job=%s slice=%s", *self._ids())
+            self._broken = True
+            self._halt(SliceOutcome("released"))
+            checkpointer.cancel()
+            await asyncio.wait((checkpointer,))
+        if not checkpointer.cancelled():
+            checkpointer.result()
 
     def _halt(self, outcome: SliceOutcome) -> None:
         if self._stop is None:
@@ -138,9 +160,8 @@ class SliceRun:
         cursor = self.claimed.cursor
         position = cursor["position"] if cursor else self.source.first_position()
         while not self._should_stop():
-            if self.job.depth_gate is not None:
-                await self.job.depth_gate.wait(self.claimed.entity)
-            await self.in_flight.acquire()
+            if not await self._may_fetch():
+                return
             try:
                 page = await self._fetch_or_stop(position)
             except BaseException:
@@ -153,6 +174,22 @@ class SliceRun:
             if page.next_position is None:
                 return
             position = page.next_position
+
+    async def _may_fetch(self) -> bool:
+        """Wait for room: the consumer queues under their limit, a page slot free. False
+        when the slice stops instead (the worker stops, or a queue has no consumer)."""
+        try:
+            gate = self.job.depth_gate
+            if gate is not None and not await gate.wait(self.claimed.entity, self.stopping):
+                raise Stopped
+            await unless_stopped(self.in_flight.acquire(), self.stopping)
+        except Stopped:
+            self._halt(SliceOutcome("released"))
+            return False
+        except NoConsumerError as exc:
+            self._halt(SliceOutcome("failed", (exc.kind, str(exc))))
+            return False
+        return True
 
     async def _fetch_or_stop(self, position: Any) -> Page | None:
         """The page, or None when the slice stops: its fetch failed, or the worker stops.
@@ -196,12 +233,14 @@ class SliceRun:
                 keys=record_keys(page.records, entity.key, entity.key_type),
             )
             self._fetch_page += 1
+            route = self.job.routes[self.claimed.entity]
             publish = asyncio.ensure_future(
                 publish_confirmed(
                     self.job.exchange,
-                    Topology.routing_key(self.job.spec.name, self.claimed.entity),
+                    route.routing_key,
                     encode(batch),
                     message_id=batch.message_id,
+                    headers=route.headers or None,
                 )
             )
             metrics.CONFIRMS_PENDING.inc()

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from extractor.holds import QueueHold, read_holds
 from extractor.ledger import JobRecord, Ledger
 from extractor.ledger_schema import TERMINAL
 
@@ -40,6 +41,17 @@ class JobSnapshot:
     rate: float | None = None
     throttled: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[QueueHold] = field(default_factory=list)  # queues holding fetching back
+
+    @property
+    def waiting_for(self) -> str | None:
+        """While consumer queues hold fetching back: "waiting for <consumer> (...)"."""
+        if not self.holds or self.job.terminal:
+            return None
+        hold = self.holds[0]
+        text = f"waiting for {hold.consumer} ({hold.queue}: {hold.ready:,} ready"
+        text += ", no consumer" if hold.consumers == 0 else f", {hold.consumers} consumer(s)"
+        return text + f", {hold.seconds:.0f} s)"
 
     @property
     def slices(self) -> dict[str, int]:
@@ -131,6 +143,17 @@ class JobSnapshot:
             "failed_slices": [vars(f) for f in self.failed],
             "workers": self.workers,
             "rate_limit": {"rate": self.rate, "throttled": self.throttled},
+            "held_back": [
+                {
+                    "consumer": h.consumer,
+                    "queue": h.queue,
+                    "ready": h.ready,
+                    "limit": h.limit,
+                    "consumers": h.consumers,
+                    "seconds": round(h.seconds, 1),
+                }
+                for h in self.holds
+            ],
             **self._dump_dict(),
         }
 
@@ -156,13 +179,15 @@ async def read_snapshot(ledger: Ledger, job_id: str, *, details: bool = True) ->
         (job_id,),
     )
     now = rows[0]["now"] if rows else dt.datetime.now(dt.UTC)
-    snapshot = JobSnapshot(job=job, now=now, entities=_entities(rows))
+    holds = [] if job.terminal else await read_holds(ledger, job_id)
+    snapshot = JobSnapshot(job=job, now=now, entities=_entities(rows), holds=holds)
     if not details:
         return snapshot
     return JobSnapshot(
         job=job,
         now=now,
         entities=snapshot.entities,
+        holds=holds,
         errors=await _errors(ledger, job_id),
         failed=await _failed(ledger, job_id),
         files=await _files(ledger, job_id) if snapshot.bytes_total else [],

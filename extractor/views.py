@@ -131,6 +131,10 @@ def print_status(console: Console, snapshot: JobSnapshot) -> None:
     counts = ", ".join(f"{status} {n}" for status, n in snapshot.slices.items())
     console.print(f"slices: {snapshot.slices_total} ({counts})")
     console.print(_progress_line(snapshot))
+    if snapshot.waiting_for:
+        console.print(f"[yellow]{snapshot.waiting_for}[/yellow]")
+        for hold in snapshot.holds:
+            console.print(f"  {hold.describe()}")
     workers = f"workers holding slices: {snapshot.workers}"
     if snapshot.rate is not None:
         workers += (

@@ -30,6 +30,7 @@ from aio_pika.abc import (
 
 from common.amqp import BROKER_ERRORS
 from common.errors import BadMessageError
+from common.resilience import sleep_unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec
 from common.topology import Topology
@@ -37,13 +38,15 @@ from extractor import metrics
 from extractor.breaker import CircuitBreaker
 from extractor.fetch import JsonFetcher
 from extractor.finish import finish_job
+from extractor.holds import QueueHold, record_hold
 from extractor.leases import ClaimedSlice, SliceLeases
 from extractor.ledger import Ledger
 from extractor.ledger_schema import TERMINAL
 from extractor.page_sources import DumpSource, HttpSource, Source
-from extractor.queue_depth import QueueDepthGate
+from extractor.queue_depth import ConsumerQueue, QueueDepthGate
 from extractor.shared_limit import SharedRateLimiter
 from extractor.slice_run import JobContext, PageSlots, SliceRun
+from extractor.stores import job_routes, job_stores
 from extractor.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
 
 log = logging.getLogger(__name__)
@@ -111,11 +114,27 @@ class WorkerPool:
             with contextlib.suppress(*BROKER_ERRORS):
                 await queue.cancel(tag)
             self.stopping.set()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._wind_down()
             heartbeat.cancel()
             with contextlib.suppress(*BROKER_ERRORS):
                 await tasks_channel.close()
             log.info("worker stopped worker=%s", self.worker_id)
+
+    async def _wind_down(self) -> None:
+        """Let running slices checkpoint and hand themselves back; past the grace (a ledger
+        or broker that does not answer), cancel them: their tasks stay unacked, so RabbitMQ
+        requeues them, and their leases run out for the resume."""
+        if not self._tasks:
+            return
+        grace = 2 * self.settings.extractor_stop_grace
+        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+        if late:
+            log.warning(
+                "stopping slices that did not wind down in %.0f s count=%d", grace, len(late)
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late)
 
     async def run_one(self, task: SliceTask) -> None:
         """Run one slice now, without the work queue (a scheduler's process per slice).
@@ -215,13 +234,9 @@ class WorkerPool:
             if seen_expiry is not None and expires != seen_expiry:
                 return Settle.ACK  # the holder renewed its lease: it is alive and has a task
             seen_expiry = expires
-            await self._wait_stopping((expires - state.now).total_seconds() + 0.05)
+            await sleep_unless_stopped((expires - state.now).total_seconds() + 0.05, self.stopping)
         log.warning("could not claim job=%s slice=%s; requeued", *_ids(task))
         return Settle.REQUEUE
-
-    async def _wait_stopping(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), max(0.0, seconds))
 
     async def _job(self, job_id: str) -> JobContext | None:
         """The job's context; read again for every task, so a resume may move its source.
@@ -240,20 +255,38 @@ class WorkerPool:
         if cached is None or cached.source.location != _location(record.options):
             spec = DatasetSpec.model_validate(record.spec_body)
             exchange = await self.topology.declare_exchanges(self.channel)
-            pairs = await self.topology.declare_dataset(
-                self.channel, self.settings.amqp.consumers, spec
-            )
+            stores = job_stores(record.options, self.settings.amqp.consumers)
+            pairs = await self.topology.declare_dataset(self.channel, stores, spec)
             self._forget_idle_jobs()
-            source = self._source(job_id, record.options, spec)
-            gate = self._depth_gate(spec.name, pairs)
-            self._jobs[job_id] = JobContext(job_id, spec, source, exchange, gate)
+            self._jobs[job_id] = JobContext(
+                job_id,
+                spec,
+                self._source(job_id, record.options, spec),
+                exchange,
+                job_routes(spec, record.options, pairs),
+                self._depth_gate(job_id, spec.name, pairs),
+                self.settings.extractor_stop_grace,
+            )
         return self._jobs[job_id]
 
-    def _depth_gate(self, dataset: str, pairs: list[tuple[str, str]]) -> QueueDepthGate:
-        queues: dict[str, list[str]] = {}
+    def _depth_gate(
+        self, job_id: str, dataset: str, pairs: list[tuple[str, str]]
+    ) -> QueueDepthGate:
+        queues: dict[str, list[ConsumerQueue]] = {}
         for consumer, entity in pairs:
-            queues.setdefault(entity, []).append(Topology.queue_name(consumer, dataset, entity))
-        return QueueDepthGate(self.connection, queues, self.settings.extractor_max_queue_depth)
+            queue = ConsumerQueue(consumer, Topology.queue_name(consumer, dataset, entity))
+            queues.setdefault(entity, []).append(queue)
+
+        async def on_hold(entity: str, hold: QueueHold | None) -> None:
+            await record_hold(self.ledger, job_id, self.worker_id, entity, hold)
+
+        return QueueDepthGate(
+            self.connection,
+            queues,
+            self.settings.extractor_max_queue_depth,
+            no_consumer_timeout=self.settings.extractor_no_consumer_timeout,
+            on_hold=on_hold,
+        )
 
     def _source(self, job_id: str, options: dict[str, Any], spec: DatasetSpec) -> Source:
         """Files for a dump job (no rate limit or breaker), else the HTTP fetcher."""

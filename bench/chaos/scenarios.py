@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bench.chaos.harness import Chaos
+from bench.chaos.held_back import sigterm_while_held_back
 from bench.chaos.kills import kill_consumer_replicas, kill_extractor_and_resume, sigterm_everything
 from bench.chaos.network import network_faults, slow_store
 from bench.chaos.outages import restart_neo4j, restart_postgres, restart_rabbitmq
@@ -55,5 +56,11 @@ SCENARIOS = (
         },
     ),
     Scenario("sigterm_everything", sigterm_everything, 15, worker=True),
+    Scenario(
+        "sigterm_while_held_back",
+        sigterm_while_held_back,
+        3,
+        settings={"EXTRACTOR_MAX_QUEUE_DEPTH": "20"},
+    ),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

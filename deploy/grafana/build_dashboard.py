@@ -154,6 +154,20 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 ],
             ),
             Panel(
+                "Fetching held back",
+                "Seconds the extractor's fetching has waited for each consumer queue to drain"
+                " below EXTRACTOR_MAX_QUEUE_DEPTH (0: not held). A line that keeps rising: is"
+                " that queue's consumer running?",
+                [
+                    (
+                        "max by (queue) (backfill_extractor_queue_held_back_seconds"
+                        f"{{{CONSUMER_QUEUES}}})",
+                        "{{queue}}",
+                    )
+                ],
+                unit="s",
+            ),
+            Panel(
                 "Dead letters",
                 "Messages waiting in the dead-letter queues, and records dead-lettered by "
                 "reason (see `extractor dlq list`).",

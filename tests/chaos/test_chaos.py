@@ -73,6 +73,15 @@ def test_a_killed_extractor_fetches_again_at_most_its_pages_in_flight(
     assert 0 <= figures["refetched"] <= figures["refetch_bound"], figures
 
 
+def test_a_held_back_extractor_exits_130_on_sigterm_within_seconds(
+    suite: dict[str, Any],
+) -> None:
+    figures = by_name(suite)["sigterm_while_held_back"]["figures"]
+    assert figures["all_held_then_exited_130"], figures["rounds"]
+    assert all(r["exit_seconds"] < 10 for r in figures["rounds"]), figures["rounds"]
+    assert figures["resume_exit"] == 0
+
+
 def test_sigterm_drains_every_service_to_exit_0(suite: dict[str, Any]) -> None:
     figures = by_name(suite)["sigterm_everything"]["figures"]
     assert figures["rounds"] >= 1
