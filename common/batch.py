@@ -115,7 +115,24 @@ class BatchProcessor:
             self._closing = True
             for lane in self.lanes.values():
                 lane.wake.set()
-            await asyncio.gather(*flushers)  # each ends with a last flush of its lane
+            await self._drain(flushers)
+
+    async def _drain(self, flushers: list[asyncio.Task[None]]) -> None:
+        """Each flusher ends with a last flush of its lane; one that cannot (a store that
+        does not answer) is cancelled after ``drain_timeout``: its messages are not acked,
+        so RabbitMQ redelivers them once this consumer's channel closes."""
+        _, late = await asyncio.wait(flushers, timeout=self.settings.drain_timeout)
+        for flusher in late:
+            flusher.cancel()
+        await asyncio.gather(*flushers, return_exceptions=bool(late))
+        if late:
+            log.warning(
+                "stopped without draining service=%s lanes=%d after=%.0fs (left unacked)",
+                self.service,
+                len(late),
+                self.settings.drain_timeout,
+            )
+        else:
             log.info("drained service=%s", self.service)
 
     def _callback(self, lane: Lane) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:

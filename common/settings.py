@@ -127,6 +127,12 @@ class ConsumerSettings(_Base):
     writes_in_flight: int = Field(
         2, ge=1, description="Batches written at once per entity (keys never overlap)."
     )
+    drain_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="On SIGTERM: seconds to flush and ack what is held; past it (a store"
+        " that does not answer) the consumer exits and RabbitMQ redelivers what it held.",
+    )
 
 
 class ObservabilitySettings(_Base):
