@@ -29,6 +29,7 @@ from common.batch_write import BatchWriter, Delivery, Lane
 from common.dead_letters import DeadLetters
 from common.envelope import EndOfJob, KeyedPage, PageBatch, decode
 from common.errors import BadMessageError
+from common.outcomes import StopConsumer
 from common.records import (
     PreparedRecord,
     Rejected,
@@ -71,6 +72,8 @@ class BatchProcessor:
         }
         self.pending = 0
         self._closing = False
+        # The first error that is neither transient nor about a message: it stops the consumer.
+        self._failed: asyncio.Future[BaseException] = asyncio.Future()
         self._space = asyncio.Condition()
         self._dead: DeadLetters | None = None
         self._events: AbstractExchange | None = None
@@ -105,7 +108,7 @@ class BatchProcessor:
             self._tags[name] = await queue.consume(self._callback(self.lanes[name]))
         log.info("consuming service=%s queues=%s", self.service, sorted(self._queues))
         try:
-            await stop.wait()
+            await self._until_stopped_or_failed(stop, flushers)
         finally:
             for name, queue in self._queues.items():
                 try:
@@ -117,6 +120,23 @@ class BatchProcessor:
                 lane.wake.set()
             await self._drain(flushers)
 
+    async def _until_stopped_or_failed(
+        self, stop: asyncio.Event, flushers: list[asyncio.Task[None]]
+    ) -> None:
+        """Until ``stop``; a lane's flusher that fails (a StopConsumer, a bug) stops the
+        whole consumer instead of leaving its lane's messages stuck unacked for ever."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            waits: list[asyncio.Future[Any]] = [stopping, self._failed, *flushers]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        failed = next((f for f in flushers if f.done() and f.exception()), None)
+        error = failed.exception() if failed else (self._failed.done() and self._failed.result())
+        if error:
+            log.error("stopping service=%s error=%s", self.service, error, exc_info=error)
+            raise StopConsumer(str(error)) from error
+
     async def _drain(self, flushers: list[asyncio.Task[None]]) -> None:
         """Each flusher ends with a last flush of its lane; one that cannot (a store that
         does not answer) is cancelled after ``drain_timeout``: its messages are not acked,
@@ -124,7 +144,7 @@ class BatchProcessor:
         _, late = await asyncio.wait(flushers, timeout=self.settings.drain_timeout)
         for flusher in late:
             flusher.cancel()
-        await asyncio.gather(*flushers, return_exceptions=bool(late))
+        await asyncio.gather(*flushers, return_exceptions=True)  # a failure is raised above
         if late:
             log.warning(
                 "stopped without draining service=%s lanes=%d after=%.0fs (left unacked)",
@@ -156,11 +176,13 @@ class BatchProcessor:
             await self._handle(lane, message)
         except BROKER_ERRORS:
             raise
-        except Exception as exc:
-            log.exception("handling failed queue=%s", lane.queue_name)
-            reason = f"consumer error: {type(exc).__name__}: {exc}"
-            error = BadMessageError(reason, code="consumer_error")
-            await self._dead_letter_message(lane, message, error)
+        except BadMessageError as exc:
+            await self._dead_letter_message(lane, message, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug, or a store error not about a message
+            # Not dead-lettered: the message is good. The consumer stops, the message
+            # unacked, and RabbitMQ redelivers it once the consumer runs again.
+            if not self._failed.done():
+                self._failed.set_result(exc)
 
     async def _handle(self, lane: Lane, message: AbstractIncomingMessage) -> None:
         if len(message.body) > self.settings.max_message_bytes:

@@ -1,8 +1,10 @@
 """Writing one batch: retries, splitting out bad records, dead letters, acks after commit.
 
 The batch processor (``common.batch``) gathers records into lanes and hands full batches
-here. A batch is written with transient errors retried; a batch failing for another reason
-is split in halves until the bad records are found, and those alone are dead-lettered; the
+here. A batch is written with transient errors retried; a batch failing for a record's sake
+(the sink's ``classify`` says DEAD_LETTER) is split in halves until the bad records are
+found, and those alone are dead-lettered; any other error stops the consumer (StopConsumer)
+with nothing acked, so no good record is ever dead-lettered for a bug or an outage; the
 records a sink leaves out (``WriteResult.rejected``) are dead-lettered too; then every
 message whose records are all committed is finished, and acked in runs.
 """
@@ -26,6 +28,7 @@ from common import metrics
 from common.acks import AckWindow
 from common.dead_letters import DeadLetters
 from common.errors import BadMessageError
+from common.outcomes import Outcome, StopConsumer
 from common.records import PreparedRecord, dedupe_last_wins
 from common.resilience import retry_transient
 from common.sink import Sink
@@ -97,8 +100,14 @@ class BatchWriter:
                 what=f"{self.service} write {lane.entity}",
                 on_retry=lambda exc: metrics.STORE_ERRORS.labels(*labels, type(exc).__name__).inc(),
             )
-        except Exception as exc:  # noqa: BLE001 - any non-transient failure: find the bad records
+        except Exception as exc:
             metrics.STORE_ERRORS.labels(*labels, type(exc).__name__).inc()
+            if self.sink.classify(exc) is not Outcome.DEAD_LETTER:
+                # Neither transient nor about a record (a bug, a dropped table): splitting
+                # would dead-letter good records one by one. Stop, acking nothing.
+                raise StopConsumer(
+                    f"{self.service} cannot write {lane.entity}: {type(exc).__name__}: {exc}"
+                ) from exc
             metrics.STORE_REJECTIONS.labels(*labels).inc()
             await self._split(lane, batch, exc)
             return

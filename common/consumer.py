@@ -19,6 +19,7 @@ from common.amqp import robust_channel
 from common.batch import BatchProcessor
 from common.errors import ConfigError
 from common.metrics import serve_metrics
+from common.outcomes import StopConsumer
 from common.resilience import Stopped, unless_stopped
 from common.settings import (
     AmqpSettings,
@@ -123,7 +124,7 @@ def service_main(
             )
         configure_logging(settings.observability.log_level)
         asyncio.run(_until_signalled(settings, run))
-    except (ConfigError, ValidationError) as exc:
+    except (ConfigError, ValidationError, StopConsumer) as exc:
         sys.exit(f"{prog}: {exc}")
 
 

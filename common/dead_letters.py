@@ -16,8 +16,9 @@ import orjson
 from aio_pika.abc import AbstractExchange
 
 from common import metrics
-from common.amqp import publish_confirmed
+from common.amqp import BROKER_ERRORS, publish_confirmed
 from common.errors import BadMessageError
+from common.resilience import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,14 @@ class DeadLetters:
             "x-original-message-id": message_id,
             "x-consumer": self.service,
         }
-        await publish_confirmed(
-            self.exchange, queue_name, body, message_id=message_id, headers=headers
+        # A broker away while a dead letter is set aside: wait for it (the robust channel
+        # reconnects); the records' messages stay unacked meanwhile.
+        await retry_transient(
+            lambda: publish_confirmed(
+                self.exchange, queue_name, body, message_id=message_id, headers=headers
+            ),
+            lambda exc: isinstance(exc, BROKER_ERRORS),
+            what=f"{self.service} dead letter {message_id}",
         )
 
 

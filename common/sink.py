@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from common.envelope import EndOfJob
 from common.errors import BadMessageError
+from common.outcomes import Outcome
 from common.records import PreparedRecord
 
 
@@ -35,5 +36,8 @@ class Sink(Protocol):
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         """Everything of the job is committed: finish up, return what landed."""
 
+    def classify(self, exc: BaseException) -> Outcome:
+        """What a write's error decides: retry, dead-letter the record, or stop."""
+
     def is_transient(self, exc: BaseException) -> bool:
-        """Whether the error means "store unavailable, retry" rather than "bad data"."""
+        """Whether the error means "store unavailable, retry" (``classify`` says RETRY)."""

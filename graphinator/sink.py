@@ -15,23 +15,13 @@ from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from common import metrics
 from common.envelope import EndOfJob
+from common.outcomes import Outcome
 from common.records import PreparedRecord
 from common.sink import WriteResult
 from common.spec import DatasetSpec
 from graphinator.cypher import EntityQueries, constraint_statements, count_queries, entity_queries
+from graphinator.errors import classify
 from graphinator.rows import node_row, relationship_rows
-
-TRANSIENT = (
-    neo4j.exceptions.ServiceUnavailable,
-    neo4j.exceptions.SessionExpired,
-    neo4j.exceptions.TransientError,
-    neo4j.exceptions.IncompleteCommit,
-    OSError,
-)
-
-
-# A node deleted by another client under a running batch: the batch is fine, retry it.
-RETRY_CODES = frozenset({"Neo.ClientError.Statement.EntityNotFound"})
 
 
 def _by_key(row: dict[str, Any]) -> str:
@@ -65,12 +55,11 @@ class Neo4jSink:
             if entity.graph is not None
         }
 
+    def classify(self, exc: BaseException) -> Outcome:
+        return classify(exc)
+
     def is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, neo4j.exceptions.Neo4jError) and (
-            exc.is_retryable() or exc.code in RETRY_CODES
-        ):
-            return True
-        return isinstance(exc, TRANSIENT)
+        return classify(exc) is Outcome.RETRY
 
     async def begin_job(self, entity: str, job_id: str) -> None:
         """Constraints are created at start; a job needs nothing more."""

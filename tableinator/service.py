@@ -13,7 +13,8 @@ from common.consumer import consume
 from common.resilience import retry_transient, unless_stopped
 from common.settings import TableinatorSettings
 from common.spec import load_spec
-from tableinator.sink import TRANSIENT, PostgresSink, prepare_database, stage_configurer
+from tableinator.errors import TRANSIENT
+from tableinator.sink import PostgresSink, prepare_database, stage_configurer
 
 SERVICE = "tableinator"
 

@@ -12,30 +12,19 @@ import re
 from typing import Any
 
 import orjson
-import psycopg
 from psycopg import AsyncConnection, AsyncCursor, sql
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from common import metrics
 from common.envelope import HASH_BYTES, EndOfJob
 from common.errors import BadMessageError
+from common.outcomes import Outcome
 from common.records import PreparedRecord
 from common.sink import WriteResult
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema
 from tableinator.copy_text import encode_rows
-
-TRANSIENT = (
-    psycopg.OperationalError,
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.DeadlockDetected,
-    PoolTimeout,
-)
-
-# Operational errors (class 54) that retrying cannot cure: e.g. a key too long for the
-# primary key's index ("index row size exceeds maximum") must be split out and dead-lettered,
-# not retried forever while the queue stands still.
-NEVER_TRANSIENT = (psycopg.errors.ProgramLimitExceeded,)
+from tableinator.errors import classify
 
 # An escaped NUL: backslash-u0000 after an even number of backslashes (JSON escapes).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -75,8 +64,11 @@ class PostgresSink:
             for name, table in tables.items()
         }
 
+    def classify(self, exc: BaseException) -> Outcome:
+        return classify(exc)
+
     def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, TRANSIENT) and not isinstance(exc, NEVER_TRANSIENT)
+        return classify(exc) is Outcome.RETRY
 
     async def begin_job(self, entity: str, job_id: str) -> None:
         table = self._table(entity)
