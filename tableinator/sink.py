@@ -1,5 +1,10 @@
 """The PostgreSQL write path: COPY a batch into a temp table, then one upsert.
 
+A batch whose records are all new (the stored-hash lookup finds none of their keys) is
+COPied straight into the table instead (tableinator.direct); a unique violation (another
+writer got there first) or a value that does not cast sends it to the upsert, which
+handles both.
+
 The upsert only rewrites rows whose content hash changed, so re-running unchanged data
 costs no row writes. Typed columns are cast from the JSONB document inside PostgreSQL; a
 value that does not cast fails its batch, which the batch processor splits to dead-letter
@@ -8,6 +13,7 @@ just that record.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -24,7 +30,10 @@ from common.sink import WriteResult
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema
 from tableinator.copy_text import encode_rows
-from tableinator.errors import classify
+from tableinator.direct import NotDirect, copy_statement, encode_direct_rows
+from tableinator.errors import RECORD_ERRORS, classify
+
+log = logging.getLogger(__name__)
 
 # An escaped NUL: backslash-u0000 after an even number of backslashes (JSON escapes).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -63,6 +72,9 @@ class PostgresSink:
             )
             for name, table in tables.items()
         }
+        self._direct_copies = {
+            name: copy_statement(db_schema, table) for name, table in tables.items()
+        }
 
     def classify(self, exc: BaseException) -> Outcome:
         return classify(exc)
@@ -77,11 +89,15 @@ class PostgresSink:
                 await bulk.begin(conn, self.schema, table, job_id)
 
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
-        """COPY the new and changed records into the stage, then upsert them in one statement."""
+        """Write the new and changed records: COPY them straight into the table if all are
+        new, else COPY them into the stage and upsert them in one statement."""
         async with self.pool.connection() as conn, conn.cursor() as cur:
-            fresh, rejected = _without_nul(await self._new_or_changed(cur, entity, records))
+            fresh, existing = await self._new_or_changed(cur, entity, records)
+            fresh, rejected = _without_nul(fresh)
             written = 0
-            if fresh:
+            if fresh and not existing and await self._copy_direct(conn, cur, entity, fresh):
+                written = len(fresh)
+            elif fresh:
                 async with cur.copy(self._copies[entity]) as copy:
                     await copy.write(encode_rows(fresh))
                 await cur.execute(self._upserts[entity])
@@ -90,14 +106,42 @@ class PostgresSink:
         unchanged = len(records) - written - len(rejected)
         return WriteResult(written=written, unchanged=unchanged, rejected=rejected)
 
+    async def _copy_direct(
+        self,
+        conn: AsyncConnection[Any],
+        cur: AsyncCursor[Any],
+        entity: str,
+        records: list[PreparedRecord],
+    ) -> bool:
+        """COPY all-new records straight into the table (in a savepoint); False if the
+        upsert must write them instead (a key another writer inserted, a bad value)."""
+        try:
+            rows = encode_direct_rows(self._table(entity), records)
+        except (NotDirect, ValueError, UnicodeError):
+            return False
+        try:
+            async with conn.transaction(), cur.copy(self._direct_copies[entity]) as copy:
+                await copy.write(rows)
+        except RECORD_ERRORS as exc:
+            log.info(
+                "direct copy falls back to upsert entity=%s size=%d error=%s",
+                entity,
+                len(records),
+                type(exc).__name__,
+            )
+            return False
+        return True
+
     async def _new_or_changed(
         self, cur: AsyncCursor[Any], entity: str, records: list[PreparedRecord]
-    ) -> list[PreparedRecord]:
-        """The records whose key is new or whose hash differs (one indexed lookup)."""
+    ) -> tuple[list[PreparedRecord], int]:
+        """The records whose key is new or whose hash differs (one indexed lookup), and how
+        many of them the table already holds."""
         keys = orjson.dumps([record.key for record in records]).decode()
         hashes = b"".join([record.hash for record in records])
         await cur.execute(self._lookups[entity], (keys, hashes))
-        return [records[position - 1] for (position,) in await cur.fetchall()]
+        rows = await cur.fetchall()
+        return [records[position - 1] for position, _ in rows], sum(held for _, held in rows)
 
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         table = self._table(entity)
@@ -145,14 +189,16 @@ _NUL_ERROR = BadMessageError(
 
 
 def hash_lookup(db_schema: str, table: TableSpec, key_type: str) -> sql.Composed:
-    """The positions (1-based) of a batch's records that are new or changed.
+    """The positions (1-based) of a batch's records that are new or changed, each with 1 if
+    the table holds its key (changed) and 0 if not (new).
 
     The keys travel as one JSON array and the 16-byte hashes as one bytea, and the store
     compares them: an unchanged batch returns no rows (adapting Python lists as arrays, or
     fetching every stored hash to compare in Python, costs more than the lookup itself).
     """
     return sql.SQL(
-        "SELECT u.i FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS u(k, i)"
+        "SELECT u.i, (t.key IS NOT NULL)::int"
+        " FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS u(k, i)"
         " LEFT JOIN {} t ON t.key = u.k::{}"
         " WHERE t.content_hash IS DISTINCT FROM"
         " substring(%s::bytea FROM (u.i::int - 1) * {} + 1 FOR {})"
