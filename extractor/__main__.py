@@ -23,6 +23,7 @@ from extractor import backfill, dlq_cli
 from extractor.backfill import Interrupted, JobOptions
 from extractor.dump_estimate import DumpEstimate
 from extractor.estimate import JobEstimate
+from extractor.preflight import SourceUnreachable, check_source
 from extractor.ratelimit import rate_policy
 from extractor.report import JobReport, print_report
 from extractor.report_data import load_report
@@ -38,7 +39,15 @@ RateLimit-* honoured, a circuit breaker) or stream them from the files, publish 
 with publisher confirms, and checkpoint it once confirmed. Jobs can be resumed, retried,
 cancelled and reported on. Settings come from environment variables (the README has the
 table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
+
+Before planning (`run`) or estimating (`plan`), the source is asked once with no retry.
+Exit codes: 0 done; 1 the job ended with failed slices or a store did not report; 2 a
+configuration error (a bad spec or setting, or 401/403/404 on that first request); 3 the
+source did not answer (connection refused, DNS, TLS, no answer in time); 130 interrupted
+by SIGTERM/SIGINT (resumable with `extractor resume JOB`).
 """
+EXIT_CONFIG = 2  # the spec or a setting is wrong (also 401/403/404 on the first request)
+EXIT_UNREACHABLE = 3  # the source did not answer the first request at all
 EXIT_INTERRUPTED = 130
 LONG_RUNNING = frozenset({"run", "resume", "retry-failed", "worker"})
 Command = Callable[[argparse.Namespace, ExtractorSettings], Coroutine[Any, Any, int]]
@@ -209,6 +218,8 @@ async def _plan(args: argparse.Namespace, settings: ExtractorSettings) -> int:
         return await _plan_dump(args, settings, spec)
     options = _options(args)
     slices = backfill.plan(spec, options)
+    if not args.no_estimate:
+        await check_source(settings, spec)  # a dry run checks the source: fail in seconds
     sized = None if args.no_estimate else await backfill.estimate(settings, spec, slices)
     if args.json:
         body = {"dataset": spec.name, "slices": len(slices), "estimate": sized and sized.as_dict()}
@@ -321,7 +332,11 @@ def main(argv: list[str] | None = None) -> None:
             tune_garbage_collector()  # a dump's records churn containers as a consumer's do
         sys.exit(asyncio.run(COMMANDS[args.command](args, settings)))
     except (ConfigError, ValidationError) as exc:
-        sys.exit(f"extractor: {exc}")
+        print(f"extractor: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except SourceUnreachable as exc:
+        print(f"extractor: source unreachable: {exc}", file=sys.stderr)
+        sys.exit(EXIT_UNREACHABLE)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from extractor.fetch import JsonFetcher, http_session
 from extractor.ledger import NewJob, open_ledger
 from extractor.options import JobOptions
 from extractor.planner import Slice, plan_slices
+from extractor.preflight import check_source
 from extractor.ratelimit import AdaptiveRateLimiter, rate_policy, slice_concurrency
 from extractor.report import JobReport
 from extractor.snapshot import JobSnapshot, read_snapshot
@@ -148,6 +149,7 @@ async def create_job(
     """Plan a new job into the ledger (nothing queued or run); its id and slices in run order."""
     planning = time.monotonic()
     spec = load_spec(settings.dataset.dataset_spec)
+    await check_source(settings, spec)  # before anything is planned into the ledger
     requested = list(options.stores) if options.stores else None
     stores = choose_stores(settings.amqp.consumers, spec, requested)
     routed = routed_entities(spec, stores)

@@ -25,7 +25,6 @@ from graphinator import service as graphinator_service
 from tests.extractor.support import (
     extractor_env,
     extractor_process,
-    free_port,
     ledger_row,
     running_tableinator,
     table_counts,
@@ -233,20 +232,20 @@ async def wait_for_text(log: Path, text: str, seconds: float) -> None:
 async def test_sigterm_while_the_breaker_is_open_exits_130_within_seconds(
     demo_spec_file: Path, namespace: str, amqp: Any, tmp_path: Path
 ) -> None:
-    """A source that refuses connections: retries, then the breaker's long cool-down."""
+    """A source answering every request 503: retries, then the breaker's long cool-down."""
     log = tmp_path / "extractor.log"
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    env = extractor_env(
-        demo_spec_file,
-        url,
-        namespace,
-        EXTRACTOR_BREAKER_FAILURES="2",
-        EXTRACTOR_BREAKER_COOLDOWN="60",
-    )
-    args = ["run", "--job-id", f"{namespace}-breaker", "--no-estimate"]
-    with extractor_process(args, env, log) as run:
-        await wait_for_text(log, "breaker open", 60)
-        code, took = await stop_within(run, 10)
+    async with serve_demo_api(Dataset(size=SIZE), error_rate=1.0) as url:
+        env = extractor_env(
+            demo_spec_file,
+            url,
+            namespace,
+            EXTRACTOR_BREAKER_FAILURES="2",
+            EXTRACTOR_BREAKER_COOLDOWN="60",
+        )
+        args = ["run", "--job-id", f"{namespace}-breaker", "--no-estimate"]
+        with extractor_process(args, env, log) as run:
+            await wait_for_text(log, "breaker open", 60)
+            code, took = await stop_within(run, 10)
     assert (code, took < 10) == (130, True), log.read_text()[-3000:]
     assert f"continue with: extractor resume {namespace}-breaker" in log.read_text()
 
@@ -254,11 +253,12 @@ async def test_sigterm_while_the_breaker_is_open_exits_130_within_seconds(
 async def test_sigterm_while_planning_exits_130_and_says_nothing_ran(
     demo_spec_file: Path, namespace: str, tmp_path: Path
 ) -> None:
-    """The estimate's count requests retry against a source that refuses connections."""
+    """The first request to a source that takes its time (20 s a page)."""
     log = tmp_path / "extractor.log"
-    env = extractor_env(demo_spec_file, f"http://127.0.0.1:{free_port()}", namespace)
-    with extractor_process(["run", "--job-id", f"{namespace}-plan"], env, log) as run:
-        await wait_for_text(log, "retrying", 60)
-        code, took = await stop_within(run, 10)
+    async with serve_demo_api(Dataset(size=SIZE), latency_ms=20_000) as url:
+        env = extractor_env(demo_spec_file, url, namespace)
+        with extractor_process(["run", "--job-id", f"{namespace}-plan"], env, log) as run:
+            await asyncio.sleep(3)  # past its imports, into the first request
+            code, took = await stop_within(run, 10)
     assert (code, took < 10) == (130, True), log.read_text()[-3000:]
     assert "interrupted while planning the job; nothing was fetched" in log.read_text()

@@ -50,5 +50,5 @@ def test_cli_exits_with_the_error(demo_spec_file: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert f"{demo_spec_file}: entities.replays.key: required field is missing" in done.stderr
