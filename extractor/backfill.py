@@ -244,9 +244,15 @@ async def run_worker(settings: ExtractorSettings, stop: asyncio.Event) -> None:
     concurrency = slice_concurrency(settings.extractor_concurrency, rate_policy(spec))
     async with AsyncExitStack() as stack:
         ledger = await stack.enter_async_context(open_ledger(settings))
-        connection, channel = await stack.enter_async_context(
-            robust_channel(settings.amqp.url, name="extractor-worker")
-        )
+        try:  # RabbitMQ away at the start is waited for, until a stop
+            connection, channel = await unless_stopped(
+                stack.enter_async_context(
+                    robust_channel(settings.amqp.url, name="extractor-worker")
+                ),
+                stop,
+            )
+        except Stopped:
+            return
         await stack.enter_async_context(
             serve_metrics(settings.observability, lambda: not connection.is_closed)
         )

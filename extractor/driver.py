@@ -65,7 +65,10 @@ async def drive(
     job = await ledger.require_job(job_id)
     was_finished = job.terminal and job.end_published_at is not None and not todo
     async with AsyncExitStack() as stack:
-        broker = await _Broker.open(stack, settings, job)
+        try:  # RabbitMQ away at the start is waited for, until a stop
+            broker = await unless_stopped(_Broker.open(stack, settings, job), interrupt)
+        except Stopped:
+            raise Interrupted(job_id) from None
         await stack.enter_async_context(
             serve_metrics(settings.observability, lambda: not broker.connection.is_closed)
         )

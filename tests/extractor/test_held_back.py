@@ -25,6 +25,7 @@ from graphinator import service as graphinator_service
 from tests.extractor.support import (
     extractor_env,
     extractor_process,
+    free_port,
     ledger_row,
     running_tableinator,
     table_counts,
@@ -262,3 +263,28 @@ async def test_sigterm_while_planning_exits_130_and_says_nothing_ran(
             code, took = await stop_within(run, 10)
     assert (code, took < 10) == (130, True), log.read_text()[-3000:]
     assert "interrupted while planning the job; nothing was fetched" in log.read_text()
+
+
+async def test_sigterm_while_waiting_for_rabbitmq_exits_130_and_a_worker_0(
+    demo_spec_file: Path, namespace: str, pg: psycopg.AsyncConnection[Any], tmp_path: Path
+) -> None:
+    """RabbitMQ away at the start is waited for (it may be restarting), but not past a stop."""
+    log = tmp_path / "extractor.log"
+    async with serve_demo_api(Dataset(size=SIZE)) as url:
+        env = extractor_env(
+            demo_spec_file,
+            url,
+            namespace,
+            AMQP_CONNECTION=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        )
+        args = ["run", "--job-id", f"{namespace}-nobroker", "--no-estimate"]
+        with (
+            extractor_process(args, env, log) as run,
+            extractor_process(["worker"], env, tmp_path / "worker.log") as worker,
+        ):
+            await wait_for_text(log, "connect to RabbitMQ", 60)
+            await wait_for_text(tmp_path / "worker.log", "connect to RabbitMQ", 60)
+            code, took = await stop_within(run, 10)
+            assert (code, took < 10) == (130, True), log.read_text()[-3000:]
+            code, took = await stop_within(worker, 10)
+            assert (code, took < 10) == (0, True), (tmp_path / "worker.log").read_text()[-3000:]
