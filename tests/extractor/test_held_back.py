@@ -13,10 +13,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from neo4j import AsyncDriver
 
 from common.topology import Topology
@@ -37,6 +39,16 @@ from tests.support.pipeline import graphinator_settings
 
 SIZE = 3_000
 HELD = "SELECT count(*) > 0 FROM {s}.holds WHERE job_id = %s AND consumer = 'graphinator'"
+
+
+@pytest.fixture
+async def url(demo_spec_file: Path, namespace: str) -> AsyncIterator[str]:
+    """The demo API's address, with tableinator consuming in-process (not graphinator)."""
+    async with (
+        serve_demo_api(Dataset(size=SIZE)) as served,
+        running_tableinator(demo_spec_file, namespace),
+    ):
+        yield served
 
 
 def both_stores_env(spec: Path, url: str, namespace: str, **extra: str) -> dict[str, str]:
@@ -85,41 +97,36 @@ async def test_sigterm_while_held_back_exits_130_and_resume_lands_every_record_o
     amqp: Any,
     neo4j_driver: AsyncDriver,
     tmp_path: Path,
+    url: str,
 ) -> None:
     job_id, log = f"{namespace}-held", tmp_path / "extractor.log"
-    async with (
-        serve_demo_api(Dataset(size=SIZE)) as url,
-        running_tableinator(demo_spec_file, namespace),
-    ):
-        env = both_stores_env(demo_spec_file, url, namespace)
-        with extractor_process(["run", "--job-id", job_id], env, log) as run:
-            await wait_for(pg, namespace, HELD, job_id, seconds=60)
-            status = status_of(job_id, env)
-            code, took = await stop_within(run, 10)
-        assert code == 130, log.read_text()[-3000:]
-        assert took < 10
-        queue = Topology.queue_name("graphinator", namespace, "replays")
-        assert f"waiting for graphinator ({queue}:" in status
-        assert "no consumer" in status
-        text = log.read_text()
-        assert f"no consumer on {queue}: is graphinator running?" in text
-        assert f"continue with: extractor resume {job_id}" in text
-        held_at = await ledger_row(
-            pg, namespace, "SELECT sum(records)::bigint FROM {s}.slices WHERE job_id = %s", job_id
-        )
-        assert held_at[0] < SIZE  # stopped mid-job
+    env = both_stores_env(demo_spec_file, url, namespace)
+    with extractor_process(["run", "--job-id", job_id], env, log) as run:
+        await wait_for(pg, namespace, HELD, job_id, seconds=60)
+        status = status_of(job_id, env)
+        code, took = await stop_within(run, 10)
+    assert code == 130, log.read_text()[-3000:]
+    assert took < 10
+    queue = Topology.queue_name("graphinator", namespace, "replays")
+    assert f"waiting for graphinator ({queue}:" in status
+    assert "no consumer" in status
+    text = log.read_text()
+    assert f"no consumer on {queue}: is graphinator running?" in text
+    assert f"continue with: extractor resume {job_id}" in text
+    held_at = await ledger_row(
+        pg, namespace, "SELECT sum(records)::bigint FROM {s}.slices WHERE job_id = %s", job_id
+    )
+    assert held_at[0] < SIZE  # stopped mid-job
 
-        stop = asyncio.Event()
-        graph = asyncio.create_task(
-            graphinator_service.run(graphinator_settings(demo_spec_file), stop)
-        )
-        try:
-            resume_args = ["resume", job_id, "--wait-timeout", "60"]
-            with extractor_process(resume_args, env, log) as resume:
-                assert await wait_exit(resume, 120) == 0, log.read_text()[-3000:]
-        finally:
-            stop.set()
-            await graph
+    stop = asyncio.Event()
+    graph = asyncio.create_task(graphinator_service.run(graphinator_settings(demo_spec_file), stop))
+    try:
+        resume_args = ["resume", job_id, "--wait-timeout", "60"]
+        with extractor_process(resume_args, env, log) as resume:
+            assert await wait_exit(resume, 120) == 0, log.read_text()[-3000:]
+    finally:
+        stop.set()
+        await graph
     assert await table_counts(pg, namespace) == (SIZE, SIZE)
     assert await graph_replays(neo4j_driver) == SIZE
     totals = await ledger_row(
@@ -139,31 +146,28 @@ async def test_a_worker_held_back_hands_its_slices_back_on_sigterm(
     pg: psycopg.AsyncConnection[Any],
     amqp: Any,
     tmp_path: Path,
+    url: str,
 ) -> None:
     job_id, log = f"{namespace}-worker", tmp_path / "extractor.log"
-    async with (
-        serve_demo_api(Dataset(size=SIZE)) as url,
-        running_tableinator(demo_spec_file, namespace),
+    env = both_stores_env(demo_spec_file, url, namespace)
+    driver_args = ["run", "--job-id", job_id, "--enqueue-only", "--no-wait"]
+    with (
+        extractor_process(driver_args, env, log) as driver,
+        extractor_process(["worker"], env, tmp_path / "worker.log") as worker,
     ):
-        env = both_stores_env(demo_spec_file, url, namespace)
-        driver_args = ["run", "--job-id", job_id, "--enqueue-only", "--no-wait"]
-        with (
-            extractor_process(driver_args, env, log) as driver,
-            extractor_process(["worker"], env, tmp_path / "worker.log") as worker,
-        ):
-            await wait_for(pg, namespace, HELD, job_id, seconds=60)
-            code, took = await stop_within(worker, 10)
-            assert code == 0, (tmp_path / "worker.log").read_text()[-3000:]
-            assert took < 10
-            running = await ledger_row(
-                pg,
-                namespace,
-                "SELECT count(*) FROM {s}.slices WHERE job_id = %s AND status = 'running'",
-                job_id,
-            )
-            assert running == (0,)  # every slice handed back, none left to a lease
-            code, took = await stop_within(driver, 10)
-            assert (code, took < 10) == (130, True), log.read_text()[-3000:]
+        await wait_for(pg, namespace, HELD, job_id, seconds=60)
+        code, took = await stop_within(worker, 10)
+        assert code == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        assert took < 10
+        running = await ledger_row(
+            pg,
+            namespace,
+            "SELECT count(*) FROM {s}.slices WHERE job_id = %s AND status = 'running'",
+            job_id,
+        )
+        assert running == (0,)  # every slice handed back, none left to a lease
+        code, took = await stop_within(driver, 10)
+        assert (code, took < 10) == (130, True), log.read_text()[-3000:]
 
 
 async def test_stores_tableinator_finishes_with_graphinator_stopped(
@@ -172,18 +176,15 @@ async def test_stores_tableinator_finishes_with_graphinator_stopped(
     pg: psycopg.AsyncConnection[Any],
     amqp: Any,
     tmp_path: Path,
+    url: str,
 ) -> None:
     job_id, log = f"{namespace}-one", tmp_path / "extractor.log"
     graph_queue = Topology.queue_name("graphinator", namespace, "replays")
     await Topology().declare_queue(amqp, "graphinator", namespace, "replays")  # it exists
-    async with (
-        serve_demo_api(Dataset(size=SIZE)) as url,
-        running_tableinator(demo_spec_file, namespace),
-    ):
-        env = both_stores_env(demo_spec_file, url, namespace)
-        args = ["run", "--job-id", job_id, "--stores", "tableinator", "--wait-timeout", "60"]
-        with extractor_process(args, env, log) as run:
-            code = await wait_exit(run, 120)
+    env = both_stores_env(demo_spec_file, url, namespace)
+    args = ["run", "--job-id", job_id, "--stores", "tableinator", "--wait-timeout", "60"]
+    with extractor_process(args, env, log) as run:
+        code = await wait_exit(run, 120)
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert await table_counts(pg, namespace) == (SIZE, SIZE)
@@ -201,15 +202,12 @@ async def test_a_queue_without_consumer_fails_the_job_after_the_timeout(
     pg: psycopg.AsyncConnection[Any],
     amqp: Any,
     tmp_path: Path,
+    url: str,
 ) -> None:
     job_id, log = f"{namespace}-nobody", tmp_path / "extractor.log"
-    async with (
-        serve_demo_api(Dataset(size=SIZE)) as url,
-        running_tableinator(demo_spec_file, namespace),
-    ):
-        env = both_stores_env(demo_spec_file, url, namespace, EXTRACTOR_NO_CONSUMER_TIMEOUT="2")
-        with extractor_process(["run", "--job-id", job_id, "--no-wait"], env, log) as run:
-            code = await wait_exit(run, 90)
+    env = both_stores_env(demo_spec_file, url, namespace, EXTRACTOR_NO_CONSUMER_TIMEOUT="2")
+    with extractor_process(["run", "--job-id", job_id, "--no-wait"], env, log) as run:
+        code = await wait_exit(run, 90)
     assert code == 1, log.read_text()[-3000:]
     failed = await ledger_row(
         pg,

@@ -7,33 +7,22 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from tests.extractor.support import extractor_env, free_port
+from tests.extractor.support import extractor_env, free_port, serving
 
 
-@asynccontextmanager
-async def answering(status: int) -> AsyncIterator[str]:
+def answering(status: int) -> AbstractAsyncContextManager[str]:
     """A source that answers every request with ``status``."""
 
     async def handler(_: web.Request) -> web.Response:
         return web.json_response({"error": "no"}, status=status)
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    return serving(handler)
 
 
 def extractor(args: list[str], env: dict[str, str]) -> tuple[int, str, float]:
