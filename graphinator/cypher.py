@@ -26,11 +26,13 @@ def ident(name: str) -> str:
 
 @dataclass(frozen=True)
 class RelationshipQueries:
-    """Replacing one relationship type of changed records: delete theirs, merge the new."""
+    """Replacing one relationship type of changed records: delete theirs, MERGE each
+    distinct target once (a stub if it is not loaded yet), then CREATE the edges."""
 
     spec: RelationshipSpec
     delete: str
-    merge: str
+    targets: str
+    edges: str
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,25 @@ class EntityQueries:
     """Every query one entity's batch needs."""
 
     graph: GraphSpec
+    lookup: str
+    create: str
     nodes: str
     relationships: tuple[RelationshipQueries, ...]
+
+
+def lookup_query(graph: GraphSpec) -> str:
+    """The stored hash of each of the batch's keys the graph holds (a stub's is null)."""
+    label, key = ident(graph.label), ident(graph.key_property)
+    return (
+        f"UNWIND $keys AS key MATCH (n:{label} {{{key}: key}}) "
+        f"RETURN key, n.{HASH_PROPERTY} AS hash"
+    )
+
+
+def create_query(graph: GraphSpec) -> str:
+    """CREATE nodes whose keys the lookup did not find; the uniqueness constraint fails the
+    batch if another writer created one meanwhile (it then takes the MERGE path)."""
+    return f"UNWIND $rows AS row CREATE (n:{ident(graph.label)}) SET n = row.props"
 
 
 def node_query(graph: GraphSpec) -> str:
@@ -71,17 +90,21 @@ def relationship_queries(graph: GraphSpec, spec: RelationshipSpec) -> Relationsh
     target, target_key = ident(spec.target.label), ident(spec.target.key)
     arrow = _arrow(spec)
     delete = f"UNWIND $keys AS key MATCH (n:{label} {{{key}: key}}){arrow}(:{target}) DELETE e"
+    targets = (
+        "UNWIND $targets AS t "
+        f"MERGE (b:{target} {{{target_key}: t.dst}}) "
+        "ON CREATE SET b += t.target_props"
+    )
     # CREATE, not MERGE, for the edge: the record's old edges of this type were deleted in
     # the same transaction, and a batch holds each record, and each target per record, once.
-    merge = (
+    edges = (
         "UNWIND $rels AS r "
         f"MATCH (a:{label} {{{key}: r.src}}) "
-        f"MERGE (b:{target} {{{target_key}: r.dst}}) "
-        "ON CREATE SET b += r.target_props "
+        f"MATCH (b:{target} {{{target_key}: r.dst}}) "
         f"CREATE (a){arrow}(b) "
         "SET e = r.props"
     )
-    return RelationshipQueries(spec=spec, delete=delete, merge=merge)
+    return RelationshipQueries(spec=spec, delete=delete, targets=targets, edges=edges)
 
 
 def entity_queries(entity: EntitySpec) -> EntityQueries:
@@ -89,6 +112,8 @@ def entity_queries(entity: EntitySpec) -> EntityQueries:
     graph = entity.graph
     return EntityQueries(
         graph=graph,
+        lookup=lookup_query(graph),
+        create=create_query(graph),
         nodes=node_query(graph),
         relationships=tuple(relationship_queries(graph, rel) for rel in graph.relationships),
     )

@@ -1,12 +1,17 @@
 """The Neo4j write path: per batch, one UNWIND per label and per relationship type.
 
 All queries of a batch run in one managed transaction (``execute_write``), so the driver
-retries transient errors and leader switches. Records whose content hash is unchanged are
-skipped with their relationships; a changed record's relationships are replaced.
+retries transient errors and leader switches. One lookup reads the stored hash of each of
+the batch's keys: records whose hash is unchanged are skipped with their relationships,
+keys the graph does not hold are CREATEd, the rest MERGEd, and a changed record's
+relationships are replaced. If another writer created one of the "new" keys meanwhile, the
+uniqueness constraint fails the batch and it runs again with every node MERGEd. Each
+distinct relationship target is MERGEd once per batch, then the edges are CREATEd by MATCH.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +27,8 @@ from common.spec import DatasetSpec
 from graphinator.cypher import EntityQueries, constraint_statements, count_queries, entity_queries
 from graphinator.errors import classify
 from graphinator.rows import node_row, relationship_rows
+
+log = logging.getLogger(__name__)
 
 
 def _by_key(row: dict[str, Any]) -> str:
@@ -72,7 +79,12 @@ class Neo4jSink:
     async def write(self, entity: str, records: list[PreparedRecord]) -> WriteResult:
         queries = self._queries[entity]
         async with self.driver.session(database=self.database) as session:
-            outcome = await session.execute_write(_write_batch, queries, records)
+            try:
+                outcome = await session.execute_write(_write_batch, queries, records, True)
+            except neo4j.exceptions.ConstraintError:
+                # A key looked up as new was created by another writer before this commit.
+                log.info("node create conflict, merging entity=%s size=%d", entity, len(records))
+                outcome = await session.execute_write(_write_batch, queries, records, False)
         self._observe(entity, outcome, len(records))
         return WriteResult(written=outcome.changed, unchanged=len(records) - outcome.changed)
 
@@ -113,17 +125,17 @@ class BatchOutcome:
 
 
 async def _write_batch(
-    tx: AsyncManagedTransaction, queries: EntityQueries, records: list[PreparedRecord]
+    tx: AsyncManagedTransaction,
+    queries: EntityQueries,
+    records: list[PreparedRecord],
+    create_new: bool,
 ) -> BatchOutcome:
+    """One batch's transaction; ``create_new``: CREATE the keys the lookup does not find."""
     outcome = BatchOutcome()
     # Sorted: two batches in flight then take their node locks in the same order.
     rows = sorted((node_row(queries.graph, record) for record in records), key=_by_key)
-    result = await tx.run(queries.nodes, rows=rows)
-    keys = await result.single(strict=True)
-    changed: list[Any] = keys["changed"]
-    updated: list[Any] = keys["updated"]
-    outcome.add((await result.consume()).counters)
-    outcome.changed, outcome.entity_created = len(changed), outcome.nodes_created
+    changed, updated = await _write_nodes(tx, queries, rows, outcome, create_new)
+    outcome.changed = len(changed)
     if not changed:
         return outcome
     changed_keys = set(changed)
@@ -137,8 +149,48 @@ async def _write_batch(
         ]
         if rel_rows:
             rel_rows.sort(key=_by_target)
-            outcome.add((await (await tx.run(rel.merge, rels=rel_rows)).consume()).counters)
+            targets = _distinct_targets(rel_rows)
+            outcome.add((await (await tx.run(rel.targets, targets=targets)).consume()).counters)
+            outcome.add((await (await tx.run(rel.edges, rels=rel_rows)).consume()).counters)
     return outcome
+
+
+async def _write_nodes(
+    tx: AsyncManagedTransaction,
+    queries: EntityQueries,
+    rows: list[dict[str, Any]],
+    outcome: BatchOutcome,
+    create_new: bool,
+) -> tuple[list[Any], list[Any]]:
+    """Write the batch's new and changed nodes; returns the changed keys, and among them
+    those that had a hash before (only they can have relationships of their own)."""
+    changed: list[Any] = []
+    updated: list[Any] = []
+    if create_new:
+        result = await tx.run(queries.lookup, keys=[row["key"] for row in rows])
+        stored = {record["key"]: record["hash"] async for record in result}
+        new = [row for row in rows if row["key"] not in stored]
+        rows = [row for row in rows if row["key"] in stored and stored[row["key"]] != row["hash"]]
+        if new:
+            outcome.add((await (await tx.run(queries.create, rows=new)).consume()).counters)
+            changed = [row["key"] for row in new]
+    if rows:
+        result = await tx.run(queries.nodes, rows=rows)
+        keys = await result.single(strict=True)
+        changed += keys["changed"]
+        updated = keys["updated"]
+        outcome.add((await result.consume()).counters)
+    outcome.entity_created = outcome.nodes_created
+    return changed, updated
+
+
+def _distinct_targets(rel_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target once, with the properties of its first edge (sorted rows: key order)."""
+    targets: dict[Any, dict[str, Any]] = {}
+    for row in rel_rows:
+        if row["dst"] not in targets:
+            targets[row["dst"]] = {"dst": row["dst"], "target_props": row["target_props"]}
+    return list(targets.values())
 
 
 async def _single_count(session: neo4j.AsyncSession, query: str) -> int:
