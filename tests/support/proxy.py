@@ -1,4 +1,4 @@
-"""A TCP proxy a test can cut: a store that stops answering, without stopping the server."""
+"""A TCP proxy a test can cut: a server that stops answering, without stopping it."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ class CuttableProxy:
         self.cut_off = True
         for writer in self._writers:
             writer.close()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        """New connections are forwarded again (the cut ones stay closed)."""
+        self.cut_off = False
 
 
 @asynccontextmanager
