@@ -51,27 +51,100 @@ class SlicingSpec(_Strict):
     end: dt.date | dt.datetime | None = None
 
 
-class BeforeTimestampPaginator(_Strict):
-    """Newest first; a page of page_size+1 items means there is more; cursor = a timestamp."""
+MoreSignal = Literal["extra_row", "full_page"]
+"""How a page says there is more: ``extra_row`` (page_size + 1 rows, the last one only a
+signal: a server that fixes its page size and sends one row more) or ``full_page`` (a page
+of page_size rows; fewer rows than asked is the last page)."""
+
+
+class _Timestamped(_Strict):
+    """Paging by a record timestamp; ties at the page boundary are overlapped, never lost."""
+
+    field: FieldPath = "uploadtime"
+    page_size: int = Field(50, ge=1, description="Rows a page holds (the server's if fixed).")
+    page_size_param: str | None = None
+    more: MoreSignal = "extra_row"
+    inclusive: bool = Field(False, description="The API's bound includes its timestamp.")
+
+
+class BeforeTimestampPaginator(_Timestamped):
+    """Newest first; cursor = the boundary timestamp and the keys already taken at it."""
 
     kind: Literal["before_timestamp"]
     param: str = "before"
-    field: FieldPath = "uploadtime"
-    page_size: int = Field(50, ge=1)
-    page_size_param: str | None = None
+
+
+class AfterTimestampPaginator(_Timestamped):
+    """Oldest first; cursor = the boundary timestamp and the keys already taken at it."""
+
+    kind: Literal["after_timestamp"]
+    param: str = "after"
+    more: MoreSignal = "full_page"
+    inclusive: bool = True
 
 
 class PageNumberPaginator(_Strict):
-    """page=1,2,3..; stops at an empty or short page."""
+    """page=1,2,3..; stops at an empty page, or a short one (``stop: short_page``)."""
 
     kind: Literal["page_number"]
     param: str = "page"
     first: int = 1
     page_size: int = Field(100, ge=1)
     page_size_param: str | None = "per_page"
+    stop: Literal["short_page", "empty_page"] = "short_page"
 
 
-Paginator = Annotated[BeforeTimestampPaginator | PageNumberPaginator, Field(discriminator="kind")]
+class OffsetPaginator(_Strict):
+    """offset=0,n,2n..; stops at a short or empty page, or at the total read from the body."""
+
+    kind: Literal["offset"]
+    param: str = "offset"
+    limit_param: str | None = "limit"
+    page_size: int = Field(100, ge=1)
+    total_path: FieldPath | None = None
+    stop: Literal["short_page", "empty_page"] = "short_page"
+
+
+class CursorPaginator(_Strict):
+    """A token read from the body, sent back as a param; absent or empty: the last page."""
+
+    kind: Literal["cursor"]
+    param: str = "cursor"
+    cursor_path: FieldPath = "next_cursor"
+    page_size: int = Field(100, ge=1)
+    page_size_param: str | None = None
+
+
+class NextUrlPaginator(_Strict):
+    """The next page's URL read from the body (only on the source's host and scheme)."""
+
+    kind: Literal["next_url"]
+    next_path: FieldPath = "next"
+    page_size: int = Field(100, ge=1)
+    page_size_param: str | None = None
+
+
+class LinkHeaderPaginator(_Strict):
+    """The next page's URL from an RFC 8288 ``Link: <url>; rel="next"`` header."""
+
+    kind: Literal["link_header"]
+    rel: str = "next"
+    page_size: int = Field(100, ge=1)
+    page_size_param: str | None = None
+
+
+PaginatorSpec = (
+    BeforeTimestampPaginator
+    | AfterTimestampPaginator
+    | PageNumberPaginator
+    | OffsetPaginator
+    | CursorPaginator
+    | NextUrlPaginator
+    | LinkHeaderPaginator
+)
+Paginator = Annotated[PaginatorSpec, Field(discriminator="kind")]
+TIMESTAMP_PAGINATORS = (BeforeTimestampPaginator, AfterTimestampPaginator)
+WINDOW_FIELDS = ("{start}", "{end}")
 
 
 class HttpSourceSpec(_Strict):
@@ -80,6 +153,9 @@ class HttpSourceSpec(_Strict):
     kind: Literal["http"]
     base_url: str
     headers: dict[str, str] = Field(default_factory=dict)
+    error_path: FieldPath | None = Field(
+        None, description="A field whose presence in a 200 body means an error (retried)."
+    )
     rate_limit: RateLimitSpec = Field(default_factory=RateLimitSpec)
     slicing: SlicingSpec = Field(default_factory=SlicingSpec)
 
@@ -176,7 +252,10 @@ class EntitySpec(_Strict):
     key: FieldPath
     key_type: KeyType = "text"
     path: str = Field(description="URL path (http) or file path/glob (dump).")
-    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Query params; {start}/{end} are the slice window."
+    )
+    window_format: Literal["unix", "iso", "date"] = "unix"
     paginator: Paginator | None = None
     records_path: FieldPath | None = Field(None, description="Where the list is in a page body.")
     estimate: EstimateSpec | None = Field(None, description="Count endpoint used by plan.")
@@ -200,10 +279,27 @@ class DatasetSpec(_Strict):
         for name, entity in self.entities.items():
             if isinstance(self.source, HttpSourceSpec) and entity.paginator is None:
                 raise ValueError(f"entities.{name}.paginator: required for an http source")
+            slicing = (
+                self.source.slicing.kind if isinstance(self.source, HttpSourceSpec) else "none"
+            )
+            if slicing != "none" and not _reaches_window(entity):
+                raise ValueError(
+                    f"entities.{name}.params: the source is sliced {slicing}"
+                    " but no request uses the window: put"
+                    " {start}/{end} in params or use a timestamp paginator"
+                    " (or slicing kind none)"
+                )
         tables = [e.table.name for e in self.entities.values() if e.table]
         if len(tables) != len(set(tables)):
             raise ValueError("two entities map to the same table")
         return self
+
+
+def _reaches_window(entity: EntitySpec) -> bool:
+    if isinstance(entity.paginator, TIMESTAMP_PAGINATORS):
+        return True
+    values = [str(v) for v in entity.params.values()]
+    return any(field in value for value in values for field in WINDOW_FIELDS)
 
 
 def load_spec(name_or_path: str | Path) -> DatasetSpec:
@@ -236,7 +332,8 @@ def parse_spec(raw: Any, origin: str) -> DatasetSpec:
 
 
 def _is_union_tag(part: str | int) -> bool:
-    return part in {"http", "dump", "before_timestamp", "page_number"}
+    tags = {"http", "dump", "before_timestamp", "after_timestamp", "page_number", "offset"}
+    return part in tags | {"cursor", "next_url", "link_header"}
 
 
 def _resolve(name_or_path: str | Path) -> Path:

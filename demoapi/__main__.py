@@ -15,7 +15,7 @@ from demoapi.settings import DemoApiSettings
 
 ARGUMENT_GROUPS = {
     "server": ("host", "port"),
-    "dataset": ("size", "seed", "days", "end"),
+    "dataset": ("size", "seed", "days", "end", "tie_seconds"),
     "faults": tuple(Faults.model_fields),
 }
 
@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m demoapi` and the `demo-api` console script."""
     settings = parse_settings(argv)
     try:
-        dataset = Dataset(settings.size, settings.seed, settings.days, settings.end)
+        dataset = Dataset(
+            settings.size, settings.seed, settings.days, settings.end, settings.tie_seconds
+        )
     except ValueError as exc:
         raise SystemExit(f"demo-api: {exc}") from None
     asyncio.run(serve(dataset, settings))

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import orjson
@@ -10,40 +10,29 @@ from aiohttp import web
 
 from demoapi.dataset import Dataset
 from demoapi.faults import FaultInjector, Faults, truncate_json
+from demoapi.http import (
+    DATASET,
+    INJECTOR,
+    STATUS_COUNTS,
+    bad_request,
+    int_param,
+    json_response,
+)
+from demoapi.http import (
+    Handler as Handler,  # re-exported: bench wraps the app with it
+)
+from demoapi.shapes import ROUTES
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # Endpoints that a real API would rate limit and fail; health and stats stay honest.
-DATA_PATHS = frozenset({"/search.json", "/count.json"})
+DATA_PATHS = frozenset({"/search.json", "/count.json", *ROUTES})
 SHUTDOWN_TIMEOUT_S = 5.0
-
-DATASET = web.AppKey("dataset", Dataset)
-INJECTOR = web.AppKey("injector", FaultInjector)
-STATUS_COUNTS = web.AppKey("status_counts", Counter[int])
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_response(payload: object, status: int = 200) -> web.Response:
-    """Serialize `payload` with orjson into an application/json response."""
-    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
-
-
-def bad_request(reason: str) -> web.HTTPBadRequest:
-    """Build a 400 whose JSON body says which parameter was wrong."""
-    error = orjson.dumps({"error": reason}).decode()
-    return web.HTTPBadRequest(text=error, content_type="application/json")
-
-
-def int_param(query: Mapping[str, str], name: str) -> int | None:
-    """Read the integer query parameter `name`; None when absent or empty."""
-    raw = query.get(name, "")
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be an integer, got {raw!r}") from None
+PAGE_PATHS = DATA_PATHS - {"/count.json"}
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>502 Bad Gateway</h1><p>upstream timed out</p></body></html>"
+)
 
 
 def page_size_param(query: Mapping[str, str]) -> int:
@@ -75,7 +64,7 @@ async def count_statuses(request: web.Request, handler: Handler) -> web.StreamRe
 @web.middleware
 async def inject_request_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse data requests over the rate limit or by the throttle dice (429), or by the
-    error dice (503)."""
+    error dice (503); answer pages 200 with an error body or HTML by their dice."""
     if request.path not in DATA_PATHS:
         return await handler(request)
     injector = request.app[INJECTOR]
@@ -90,6 +79,10 @@ async def inject_request_faults(request: web.Request, handler: Handler) -> web.S
         return refusal
     if injector.fails():
         return json_response({"error": "service unavailable"}, status=503)
+    if request.path in PAGE_PATHS and injector.error_body():
+        return json_response({"error": {"code": 9, "message": "search backend overloaded"}})
+    if request.path in PAGE_PATHS and injector.html():
+        return web.Response(body=HTML_PAGE, content_type="text/html")
     response = await handler(request)
     if decision is not None:
         response.headers.update(decision.headers())
@@ -100,7 +93,7 @@ async def search(request: web.Request) -> web.Response:
     """Up to page_size + 1 replays uploaded strictly before `before`, newest first."""
     dataset = request.app[DATASET]
     before = int_param(request.query, "before")
-    page_size = page_size_param(request.query)
+    page_size = request.app[INJECTOR].page_size(page_size_param(request.query))
     indexes = dataset.page_indexes(before, request.query.get("format") or None, page_size + 1)
     body = orjson.dumps(dataset.records(indexes))
     fault = request.app[INJECTOR].page_fault()
@@ -147,6 +140,8 @@ def build_app(dataset: Dataset, faults: Faults | None = None) -> web.Application
     app[STATUS_COUNTS] = Counter()
     app.router.add_get("/search.json", search)
     app.router.add_get("/count.json", count)
+    for path, handler in ROUTES.items():
+        app.router.add_get(path, handler)
     app.router.add_get("/stats.json", stats)
     app.router.add_get("/health", health)
     return app

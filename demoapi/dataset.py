@@ -28,19 +28,31 @@ def _format_codes(size: int, seed: int) -> bytearray:
 class Dataset:
     """`size` replays over `days` days ending at `end`; index 0 is the newest.
 
+    ``tie_seconds`` > 1 rounds upload times down to multiples of it, so that many replays
+    share a timestamp (ties at page boundaries, as on real search APIs).
+
     Only upload times (8 bytes each), format codes (1 byte each) and the player pool are
     kept; records are rebuilt from (seed, index) whenever a page asks for them.
     """
 
     def __init__(
-        self, size: int = 100_000, seed: int = 7, days: int = 30, end: int = DEFAULT_END
+        self,
+        size: int = 100_000,
+        seed: int = 7,
+        days: int = 30,
+        end: int = DEFAULT_END,
+        tie_seconds: int = 1,
     ) -> None:
         if days < 1:
             raise ValueError(f"days must be at least 1, got {days}")
         if not 1 <= size <= min(days * 86_400, MAX_REPLAYS):
             raise ValueError(f"size must be between 1 and one replay per second, got {size}")
         self.size, self.seed, self.days, self.end = size, seed, days, end
+        if tie_seconds < 1:
+            raise ValueError(f"tie_seconds must be at least 1, got {tie_seconds}")
         self._times = build_timeline(size, seed, days, end)
+        if tie_seconds > 1:  # upload times rounded down: many replays share one
+            self._times = array("q", (t - t % tie_seconds for t in self._times))
         self._codes = _format_codes(size, seed)
         self._builder = ReplayBuilder(seed, build_player_pool(self.player_count, seed))
         self._format_indexes: dict[int, array[int]] = {}
@@ -93,6 +105,12 @@ class Dataset:
         index = self.format_index(fmt)
         position = bisect_left(index, start)
         return index[position : position + limit]
+
+    def window(self, after: int | None, before: int | None) -> range:
+        """Newest-first indexes of the replays with after <= uploadtime < before."""
+        start = self.first_index_before(before)
+        stop = self.size if after is None else self.first_index_before(after)
+        return range(start, max(start, stop))
 
     def count(self, before: int | None, after: int | None, fmt: str | None = None) -> int:
         """How many replays have after <= uploadtime < before (open ends when None)."""

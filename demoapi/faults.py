@@ -35,6 +35,20 @@ class Faults(BaseModel):
     malformed_rate: float = Field(
         default=0.0, ge=0, le=1, description="share of pages answered 200 with truncated JSON"
     )
+    error_body_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description='share of pages answered 200 with {"error": ...} instead of records',
+    )
+    html_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of pages answered 200 with an HTML page"
+    )
+    fixed_page_size: int = Field(
+        default=0,
+        ge=0,
+        description="page size the server fixes whatever the client asks, 0 = the client's",
+    )
     fault_seed: int = Field(default=0, description="seed of the dice that pick faulty requests")
 
 
@@ -109,6 +123,8 @@ class FaultInjector:
         self._throttle_dice = random.Random(f"{faults.fault_seed}:throttle")
         self._slow_dice = random.Random(f"{faults.fault_seed}:slow")
         self._malformed_dice = random.Random(f"{faults.fault_seed}:malformed")
+        self._error_body_dice = random.Random(f"{faults.fault_seed}:error_body")
+        self._html_dice = random.Random(f"{faults.fault_seed}:html")
 
     def admit(self) -> RateDecision | None:
         """Ask the rate limiter about one request; None when there is no limit."""
@@ -121,6 +137,18 @@ class FaultInjector:
     def fails(self) -> bool:
         """Whether this request is answered 503."""
         return _roll(self._error_dice, self.faults.error_rate)
+
+    def error_body(self) -> bool:
+        """Whether this request is answered 200 with an error body."""
+        return _roll(self._error_body_dice, self.faults.error_body_rate)
+
+    def html(self) -> bool:
+        """Whether this request is answered 200 with an HTML page."""
+        return _roll(self._html_dice, self.faults.html_rate)
+
+    def page_size(self, asked: int) -> int:
+        """The rows a page holds: the client's ask, unless the server fixes it."""
+        return self.faults.fixed_page_size or asked
 
     def page_fault(self) -> PageFault:
         """Decide the delay and corruption of one page."""

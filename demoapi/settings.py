@@ -18,6 +18,9 @@ class DemoApiSettings(BaseSettings, Faults):
     seed: int = Field(default=7, description="seed of the generated dataset")
     days: int = Field(default=30, ge=1, description="days the replays are spread over")
     end: int = Field(default=DEFAULT_END, description="unix time the newest replay comes before")
+    tie_seconds: int = Field(
+        default=1, ge=1, description="upload times rounded down to this many seconds (ties)"
+    )
 
     def faults(self) -> Faults:
         """Return the fault knobs alone, as the app takes them."""

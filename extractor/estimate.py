@@ -16,7 +16,8 @@ from typing import Any
 from common.records import get_path
 from common.spec import BeforeTimestampPaginator, DatasetSpec, EntitySpec, EstimateSpec
 from extractor.fetch import JsonFetcher
-from extractor.paginators import Window, paginator_for
+from extractor.page_sources import window_params
+from extractor.paginators import Response, Window, paginator_for
 from extractor.planner import Slice
 from extractor.ratelimit import RatePolicy
 
@@ -196,13 +197,18 @@ async def _first_page(
 ) -> tuple[list[Any], bool] | None:
     """The records of the page just below ``point`` (timestamps for a timestamp paginator)."""
     assert entity.paginator is not None
-    paginator = paginator_for(entity.paginator)
+    paginator = paginator_for(entity.paginator, key=entity.key, base_url=fetcher.base_url)
+    # A bare int below a timestamp paginator: everything at ``point`` and newer is past.
     position = paginator.first_position(window) if point is None else point
-    body = await fetcher.get(entity.path, {**entity.params, **paginator.params(position)})
-    items = get_path(body, entity.records_path) if entity.records_path else body
+    request = paginator.request(position)
+    path = entity.path if request.path is None else request.path
+    answer = await fetcher.fetch(path, {**window_params(entity, window), **request.params})
+    items = get_path(answer.body, entity.records_path) if entity.records_path else answer.body
     if not isinstance(items, list):
         return None
-    page = paginator.parse(items, position, Window(window.start, position))
+    end = window.end if point is None else point
+    response = Response(items, answer.body, answer.headers, answer.url)
+    page = paginator.parse(response, position, Window(window.start, end))
     if isinstance(entity.paginator, BeforeTimestampPaginator):
         field = entity.paginator.field
         return [int(get_path(r, field)) for r in page.records], page.next_position is not None

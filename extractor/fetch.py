@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 
 from common.errors import BackfillError, TransientError
+from common.records import get_path
 from common.resilience import Backoff
 from common.settings import ExtractorSettings
 from extractor import metrics
@@ -63,6 +66,40 @@ class RetryableSourceError(TransientError):
         super().__init__(message)
         self.kind = kind
         self.source_down = source_down
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A decoded 200: its body, headers and the URL that answered."""
+
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+TAGS = re.compile(r"<[^>]*>|\s+")
+SNIPPET = 200
+
+
+def decode_body(body: bytes, content_type: str, error_path: str | None) -> Any:
+    """The JSON of a 200 body; an HTML or other non-JSON body, a truncated one, or one that
+    holds an error at ``error_path`` is retryable (a source under strain answers so)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "json" not in content_type or body.lstrip()[:1] == b"<":
+            text = TAGS.sub(" ", body[:4096].decode("utf-8", "replace")).strip()
+            message = f"body is not JSON ({content_type or 'no content type'}): {text[:SNIPPET]}"
+            raise RetryableSourceError(message, "not_json", source_down=True) from exc
+        message = f"body is not valid JSON ({len(body)} bytes): {exc}"
+        raise RetryableSourceError(message, "malformed", source_down=False) from exc
+    if error_path is not None and isinstance(data, dict):
+        error = get_path(data, error_path)
+        if error not in (None, "", False, [], {}):
+            text = orjson.dumps(error).decode() if not isinstance(error, str) else error
+            message = f"error in body ({error_path}): {text[:SNIPPET]}"
+            raise RetryableSourceError(message, "error_body", source_down=True)
+    return data
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -127,8 +164,10 @@ class JsonFetcher:
         backoff: Backoff = DEFAULT_BACKOFF,
         headers: Mapping[str, str] | None = None,
         dataset: str = "",
+        error_path: str | None = None,
     ) -> None:
         self.dataset = dataset
+        self.error_path = error_path
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
@@ -156,6 +195,18 @@ class JsonFetcher:
         ``priority``: the records the caller's slice still expects; under the rate limit,
         the request with the most work behind it is sent first (``extractor.tokens``).
         """
+        return (await self.fetch(path, params, errors, priority=priority)).body
+
+    async def fetch(
+        self,
+        path: str,
+        params: dict[str, Any],
+        errors: Counter[str] | None = None,
+        *,
+        priority: float = 0.0,
+    ) -> Answer:
+        """As ``get``, with the response's headers and URL; ``path`` may be a whole URL (a
+        paginator's next page, checked by the paginator to be on this source)."""
         errors = Counter() if errors is None else errors
         attempt = 0
         while True:
@@ -183,7 +234,7 @@ class JsonFetcher:
                 metrics.REQUESTS.labels(self.dataset, "ok").inc()
                 return body
 
-    async def _attempt(self, path: str, params: dict[str, Any], priority: float) -> Any:
+    async def _attempt(self, path: str, params: dict[str, Any], priority: float) -> Answer:
         probe = await self.breaker.admit()
         metrics.observe_breaker(self.dataset, self.breaker.state.value)
         try:
@@ -205,14 +256,14 @@ class JsonFetcher:
         self.breaker.record(success=success)
         metrics.observe_breaker(self.dataset, self.breaker.state.value)
 
-    async def _get_once(self, path: str, params: dict[str, Any], priority: float) -> Any:
+    async def _get_once(self, path: str, params: dict[str, Any], priority: float) -> Answer:
         epoch = await self.limiter.acquire(priority)
         limiter = self.limiter  # spending a burst it holds: the quota falls by design
         spending = limiter.stored >= max(1.0, BURST_HELD * limiter.rate)
         self.requests += 1
         started = time.monotonic()
         try:
-            url = self.base_url + path
+            url = path if path.startswith(("http://", "https://")) else self.base_url + path
             async with self.session.get(url, params=params, headers=self.headers) as response:
                 body = await response.read()
                 status, headers, url = response.status, response.headers, str(response.url)
@@ -223,11 +274,8 @@ class JsonFetcher:
             raise RetryableSourceError(message, "connection", source_down=True) from exc
         seconds = time.monotonic() - started
         await self._feedback(status, headers, seconds, url, epoch, spending=spending)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            message = f"body is not valid JSON ({len(body)} bytes): {exc}"
-            raise RetryableSourceError(message, "malformed", source_down=False) from exc
+        content_type = headers.get("Content-Type", "")
+        return Answer(decode_body(body, content_type, self.error_path), headers, url)
 
     async def _feedback(
         self,

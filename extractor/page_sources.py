@@ -8,6 +8,7 @@ records already published (``extractor.dump_pages``).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from extractor.dump_pages import DumpPages
 from extractor.dumps.formats import Format
 from extractor.fetch import JsonFetcher
 from extractor.leases import ClaimedSlice
-from extractor.paginators import Page, RepeatGuard, Window, paginator_for
+from extractor.paginators import Page, RepeatGuard, Response, Window, paginator_for
 
 
 class PageSource(Protocol):
@@ -61,20 +62,23 @@ class HttpPages:
         self.entity = entity
         self.window = window
         self.expected = expected
-        self.paginator = paginator_for(entity.paginator)
+        self.paginator = paginator_for(entity.paginator, key=entity.key, base_url=fetcher.base_url)
+        self.params = window_params(entity, window)
         self.repeats = RepeatGuard()
 
     def first_position(self) -> Any:
         return self.paginator.first_position(self.window)
 
     async def page(self, position: Any, errors: Counter[str]) -> Page:
-        params = {**self.entity.params, **self.paginator.params(position)}
-        body = await self.fetcher.get(self.entity.path, params, errors, priority=self.priority)
-        items = get_path(body, self.entity.records_path) if self.entity.records_path else body
-        if not isinstance(items, list):
-            raise ValueError(f"page at {position!r} holds no list of records")
+        request = self.paginator.request(position)
+        params = {**self.params, **request.params} if request.entity_params else request.params
+        path = self.entity.path if request.path is None else request.path
+        answer = await self.fetcher.fetch(path, params, errors, priority=self.priority)
+        items = records_of(self.entity, answer.body, position)
+        page = self.paginator.parse(
+            Response(items, answer.body, answer.headers, answer.url), position, self.window
+        )
         self.repeats.check(items, position)
-        page = self.paginator.parse(items, position, self.window)
         if self.expected is not None:
             self.expected -= len(page.records)
         return page
@@ -96,6 +100,46 @@ class HttpPages:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+def records_of(entity: EntitySpec, body: Any, position: Any) -> list[Any]:
+    """The list of records in a page body."""
+    items = get_path(body, entity.records_path) if entity.records_path else body
+    if not isinstance(items, list):
+        raise ValueError(f"page at {position!r} holds no list of records")
+    return items
+
+
+def window_params(entity: EntitySpec, window: Window) -> dict[str, Any]:
+    """The entity's params with ``{start}``/``{end}`` filled in from the slice window, in its
+    ``window_format``; a param naming an unbounded end is left out."""
+    bounds = {"{start}": window.start, "{end}": window.end}
+    params: dict[str, Any] = {}
+    for name, value in entity.params.items():
+        if not isinstance(value, str) or not any(b in value for b in bounds):
+            params[name] = value
+            continue
+        if value in bounds and entity.window_format == "unix":
+            if bounds[value] is not None:
+                params[name] = bounds[value]
+            continue
+        if any(b in value and bounds[b] is None for b in bounds):
+            continue
+        for placeholder, bound in bounds.items():
+            if bound is not None:
+                value = value.replace(placeholder, format_bound(bound, entity.window_format))
+        params[name] = value
+    return params
+
+
+def format_bound(bound: int, form: str) -> str:
+    """A window bound as unix seconds, ISO 8601 (UTC) or a date."""
+    if form == "unix":
+        return str(bound)
+    moment = dt.datetime.fromtimestamp(bound, dt.UTC)
+    return (
+        moment.date().isoformat() if form == "date" else moment.isoformat().replace("+00:00", "Z")
+    )
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,7 @@ class WorkerPool:
             ),
             headers=getattr(spec.source, "headers", None),
             dataset=spec.name,
+            error_path=getattr(spec.source, "error_path", None),
         )
 
     async def _fail_crashed(self, task: SliceTask, exc: Exception) -> Settle:
