@@ -9,6 +9,7 @@ paths never see an injected name.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -328,6 +329,8 @@ def parse_spec(raw: Any, origin: str) -> DatasetSpec:
             reason = "unknown field"
         if first["type"] == "missing":
             reason = "required field is missing"
+        if field == "(top)" and re.match(r"^[\w.]+: ", reason):  # a check across fields
+            field, reason = reason.split(": ", 1)
         raise SpecError(origin, field, reason) from exc
 
 

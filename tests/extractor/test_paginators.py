@@ -141,7 +141,9 @@ def test_a_sliced_spec_whose_requests_ignore_the_window_is_refused() -> None:
         "source": {"kind": "http", "base_url": BASE, "slicing": {"kind": "daily"}},
         "entities": {"items": {"key": "id", "path": "/i", "paginator": {"kind": "offset"}}},
     }
-    with pytest.raises(SpecError, match=r"x\.yaml.*entities\.items\.params.*sliced daily"):
+    with pytest.raises(
+        SpecError, match=r"^x\.yaml: entities\.items\.params: the source is sliced daily"
+    ):
         parse_spec(raw, "x.yaml")
     raw["entities"]["items"]["params"] = {"since": "{start}"}  # type: ignore[index]
     assert parse_spec(raw, "x.yaml").entities["items"].params == {"since": "{start}"}
