@@ -1,11 +1,13 @@
 """Every pagination kind end to end: a real extractor job against the demo API's endpoint of
 that shape, into the real services (RabbitMQ, PostgreSQL through tableinator), with heavy
 timestamp ties at page boundaries and a page size the server fixes. Every record lands
-exactly once; 200s with an error body or HTML are retried, and fail the slice with the
-message when they persist; a tie group larger than a page fails with its timestamp."""
+exactly once, also when a job is cancelled mid-slice and resumed from its checkpoints;
+200s with an error body or HTML are retried, and fail the slice with the message when they
+persist; a tie group larger than a page fails with its timestamp."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,15 @@ import pytest
 import yaml
 
 from demoapi import Dataset, serve_demo_api
-from extractor.backfill import JobOptions, job_report, run_backfill
+from extractor.backfill import JobOptions, cancel, job_report, resume_backfill, run_backfill
 from tests.extractor.support import (
     delete_queue,
     demo_stats,
     extractor_settings,
+    ledger_row,
     running_tableinator,
     table_counts,
+    wait_for,
     work_queue,
 )
 
@@ -184,3 +188,42 @@ async def test_a_tie_group_larger_than_a_page_fails_with_its_timestamp_and_count
     for error in report.failed_slices.values():
         assert error.startswith("bad_page: 20 or more records share uploadtime="), error
         assert "a whole page of 20" in error
+
+
+@pytest.mark.parametrize("kind", ["before_timestamp", "after_timestamp", "cursor", "link_header"])
+async def test_cancel_mid_slice_then_resume_from_the_checkpoints_publishes_each_record_once(
+    kind: str,
+    demo_spec_file: Path,
+    namespace: str,
+    pg: psycopg.AsyncConnection[Any],
+    amqp: Any,
+    work_queue_deleted: None,
+) -> None:
+    spec = shaped(demo_spec_file, SHAPES[kind])
+    dataset = Dataset(size=SIZE, days=DAYS, tie_seconds=TIES)
+    job_id = f"{namespace}-resume"
+    async with (
+        serve_demo_api(dataset, latency_ms=40, fixed_page_size=20) as url,
+        running_tableinator(spec, namespace),
+    ):
+        settings = extractor_settings(spec, url, namespace, extractor_concurrency=3)
+        run = asyncio.create_task(run_backfill(settings, JobOptions(job_id=job_id)))
+        await wait_for(
+            pg,
+            namespace,
+            "SELECT sum(pages) >= 6 FROM {s}.slices WHERE job_id = %s",
+            job_id,
+            seconds=30,
+        )
+        assert await cancel(settings, job_id) == "cancelling"
+        stopped = await asyncio.wait_for(run, 30)
+        resumed = await resume_backfill(settings, job_id, JobOptions(wait_timeout=60))
+    assert stopped.status == "cancelled"
+    assert resumed.ok, resumed.as_dict()
+    assert await table_counts(pg, namespace) == (SIZE, SIZE)
+    # The ledger counts what each slice published: resumed slices took up at their
+    # checkpointed positions, so no record was published twice.
+    published = await ledger_row(
+        pg, namespace, "SELECT sum(records)::bigint FROM {s}.slices WHERE job_id = %s", job_id
+    )
+    assert published == (SIZE,)
