@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -90,13 +92,26 @@ def graph_rate(m: Measurement) -> float:
     return items / m.seconds if m.seconds > 0 else 0.0
 
 
+@contextmanager
+def _graph_turn() -> Iterator[None]:
+    """Take the tests' turn with Neo4j (tests/conftest.py graph_turn): a test wiping the one
+    graph of Neo4j Community mid-run would delete the benchmark's nodes."""
+    path = Path(tempfile.gettempdir()) / "backfill-tests-neo4j.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 async def run_bench(options: Options) -> dict[str, Any]:
     """Every measurement of the run; the result is what ``--json`` writes."""
     base = consumer_settings("NEO4J", writes_in_flight=1)  # graphinator's own defaults
     started = dt.datetime.now(dt.UTC)
     load_at_start = load_average()
     revision = git_revision()
-    with tempfile.TemporaryDirectory(prefix="bench-graph-") as workdir:
+    with _graph_turn(), tempfile.TemporaryDirectory(prefix="bench-graph-") as workdir:
         async with graph_context(Path(workdir), options.timeout) as ctx:
             versions = await _versions(ctx)
             await _warm_up(ctx, base)

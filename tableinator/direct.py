@@ -37,8 +37,10 @@ def copy_statement(db_schema: str, table: TableSpec) -> sql.Composed:
 def encode_direct_rows(table: TableSpec, records: list[PreparedRecord]) -> bytes:
     """COPY text lines ``key, content_hash, doc, typed columns...``; NotDirect if a value
     cannot be rendered exactly as the upsert's casts see it."""
+    # (top-level field or None, the path when nested, jsonb?)
     columns = [
-        (column.field.split("."), column.type == "jsonb") for column in table.columns.values()
+        (None if "." in c.field else c.field, c.field.split("."), c.type == "jsonb")
+        for c in table.columns.values()
     ]
     lines = []
     for record in records:
@@ -47,15 +49,26 @@ def encode_direct_rows(table: TableSpec, records: list[PreparedRecord]) -> bytes
             record.hash.hex().encode(),
             record.json.replace(b"\\", b"\\\\"),
         )
-        if columns:
-            try:
-                doc = orjson.loads(record.json)
-            except orjson.JSONDecodeError:
-                raise NotDirect("record is not JSON") from None
-            fields = [_field(_walk(doc, path), jsonb) for path, jsonb in columns]
-            lines.append(b"\t".join([head, *fields]))
-        else:
+        if not columns:
             lines.append(head)
+            continue
+        try:
+            doc = orjson.loads(record.json)
+        except orjson.JSONDecodeError:
+            raise NotDirect("record is not JSON") from None
+        if not isinstance(doc, dict):
+            raise NotDirect("record is not an object")
+        fields = [head]
+        for name, path, jsonb in columns:
+            value = doc.get(name, _MISSING) if name is not None else _walk(doc, path)
+            kind = type(value)
+            if kind is str and not jsonb:  # the common cases first, inline
+                fields.append(encode_key(value))
+            elif kind is int and not jsonb:
+                fields.append(b"%d" % value)
+            else:
+                fields.append(_field(value, jsonb))
+        lines.append(b"\t".join(fields))
     lines.append(b"")
     return b"\n".join(lines)
 
