@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from common.outcomes import Outcome
 
@@ -25,6 +25,8 @@ RECORD_ERRORS = (
 
 def classify(exc: BaseException) -> Outcome:
     """What a write's error decides; anything unknown (a bug, a dropped table) stops."""
+    if isinstance(exc, PoolClosed):  # shutting down: the pool will not come back
+        return Outcome.STOP
     if isinstance(exc, RECORD_ERRORS):
         return Outcome.DEAD_LETTER
     if isinstance(exc, TRANSIENT):

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel
+from psycopg_pool import PoolClosed
 
 from common.consumer import consume
 from common.envelope import EndOfJob
@@ -59,6 +60,7 @@ def test_the_classifier_tells_record_errors_from_bugs_and_outages() -> None:
     assert classify(psycopg.errors.DeadlockDetected()) is Outcome.RETRY
     assert classify(psycopg.errors.UndefinedTable()) is Outcome.STOP
     assert classify(TypeError("bug")) is Outcome.STOP
+    assert classify(PoolClosed()) is Outcome.STOP  # shutting down, not an outage
 
 
 async def test_a_sink_bug_stops_the_consumer_and_dead_letters_nothing(
