@@ -47,11 +47,16 @@ class EntityQueries:
 
 
 def lookup_query(graph: GraphSpec) -> str:
-    """The stored hash of each of the batch's keys the graph holds (a stub's is null)."""
+    """Which of the batch's keys are new and which changed (a stub's hash is null), compared
+    in the store: an unchanged batch sends back two empty lists."""
     label, key = ident(graph.label), ident(graph.key_property)
     return (
-        f"UNWIND $keys AS key MATCH (n:{label} {{{key}: key}}) "
-        f"RETURN key, n.{HASH_PROPERTY} AS hash"
+        "UNWIND $rows AS row "
+        f"OPTIONAL MATCH (n:{label} {{{key}: row.key}}) "
+        f"WITH row, n WHERE n IS NULL OR n.{HASH_PROPERTY} IS NULL "
+        f"OR n.{HASH_PROPERTY} <> row.hash "
+        "RETURN collect(CASE WHEN n IS NULL THEN row.key END) AS new, "
+        "collect(CASE WHEN n IS NOT NULL THEN row.key END) AS changed"
     )
 
 

@@ -167,10 +167,11 @@ async def _write_nodes(
     changed: list[Any] = []
     updated: list[Any] = []
     if create_new:
-        result = await tx.run(queries.lookup, keys=[row["key"] for row in rows])
-        stored = {record["key"]: record["hash"] async for record in result}
-        new = [row for row in rows if row["key"] not in stored]
-        rows = [row for row in rows if row["key"] in stored and stored[row["key"]] != row["hash"]]
+        lookup = [{"key": row["key"], "hash": row["hash"]} for row in rows]
+        found = await (await tx.run(queries.lookup, rows=lookup)).single(strict=True)
+        new_keys, changed_keys = set(found["new"]), set(found["changed"])
+        new = [row for row in rows if row["key"] in new_keys]
+        rows = [row for row in rows if row["key"] in changed_keys]
         if new:
             outcome.add((await (await tx.run(queries.create, rows=new)).consume()).counters)
             changed = [row["key"] for row in new]
