@@ -148,12 +148,43 @@ TIMESTAMP_PAGINATORS = (BeforeTimestampPaginator, AfterTimestampPaginator)
 WINDOW_FIELDS = ("{start}", "{end}")
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class BearerAuth(_Strict):
+    """``Authorization: Bearer <token>``, the token from ``token_env`` (or ``..._FILE``)."""
+
+    kind: Literal["bearer"]
+    token_env: EnvName
+
+
+class ApiKeyAuth(_Strict):
+    """An API key in a header or a query parameter, from ``key_env`` (or ``..._FILE``)."""
+
+    kind: Literal["api_key"]
+    name: str = "X-API-Key"
+    location: Literal["header", "query"] = "header"
+    key_env: EnvName
+
+
+class BasicAuth(_Strict):
+    """HTTP basic auth, user and password from environment variables (or ``..._FILE``)."""
+
+    kind: Literal["basic"]
+    username_env: EnvName
+    password_env: EnvName
+
+
+AuthSpec = BearerAuth | ApiKeyAuth | BasicAuth
+
+
 class HttpSourceSpec(_Strict):
     """A paginated HTTP JSON API."""
 
     kind: Literal["http"]
     base_url: str
     headers: dict[str, str] = Field(default_factory=dict)
+    auth: Annotated[AuthSpec, Field(discriminator="kind")] | None = None
     error_path: FieldPath | None = Field(
         None, description="A field whose presence in a 200 body means an error (retried)."
     )
@@ -336,7 +367,7 @@ def parse_spec(raw: Any, origin: str) -> DatasetSpec:
 
 def _is_union_tag(part: str | int) -> bool:
     tags = {"http", "dump", "before_timestamp", "after_timestamp", "page_number", "offset"}
-    return part in tags | {"cursor", "next_url", "link_header"}
+    return part in tags | {"cursor", "next_url", "link_header", "bearer", "api_key", "basic"}
 
 
 def _resolve(name_or_path: str | Path) -> Path:

@@ -1,6 +1,7 @@
 """The demo API's HTTP face: Showdown-style replay search over a generated dataset."""
 
 import asyncio
+import base64
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -61,6 +62,20 @@ async def count_statuses(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
+def authorised(request: web.Request, token: str) -> bool:
+    """Whether a request carries the token: Bearer, X-API-Key, ?api_key= or basic auth."""
+    if not token:
+        return True
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Basic "):
+        try:
+            header = "Basic " + base64.b64decode(header[6:]).decode().partition(":")[2]
+        except ValueError:
+            return False
+    offered = {header, request.headers.get("X-API-Key", ""), request.query.get("api_key", "")}
+    return bool({f"Bearer {token}", f"Basic {token}", token} & offered)
+
+
 @web.middleware
 async def inject_request_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse data requests over the rate limit or by the throttle dice (429), or by the
@@ -68,6 +83,8 @@ async def inject_request_faults(request: web.Request, handler: Handler) -> web.S
     if request.path not in DATA_PATHS:
         return await handler(request)
     injector = request.app[INJECTOR]
+    if not authorised(request, injector.faults.auth_token):
+        return json_response({"error": "unauthorised"}, status=401)
     decision = injector.admit()
     if decision is not None and not decision.allowed:
         refusal = json_response({"error": "rate limit exceeded"}, status=429)

@@ -49,6 +49,11 @@ class Faults(BaseModel):
         ge=0,
         description="page size the server fixes whatever the client asks, 0 = the client's",
     )
+    auth_token: str = Field(
+        default="",
+        description="secret data requests must carry (Bearer, X-API-Key, ?api_key= or the "
+        "basic-auth password), 401 otherwise; empty = no auth",
+    )
     fault_seed: int = Field(default=0, description="seed of the dice that pick faulty requests")
 
 

@@ -23,6 +23,7 @@ from common.metrics import serve_metrics
 from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
+from extractor.auth import credentials
 from extractor.breaker import CircuitBreaker
 from extractor.driver import Interrupted, drive
 from extractor.dump_estimate import DumpEstimate, estimate_files
@@ -109,6 +110,7 @@ async def estimate(
             ),
             headers=source.headers,
             dataset=spec.name,
+            credentials=credentials(source.auth),
         )
         sized = await estimate_job(fetcher, spec, slices, policy)
         return replace(sized, quota_left=fetcher.quota_trend.spendable())

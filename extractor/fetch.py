@@ -30,6 +30,7 @@ from common.records import get_path
 from common.resilience import Backoff
 from common.settings import ExtractorSettings
 from extractor import metrics
+from extractor.auth import Credentials
 from extractor.breaker import CircuitBreaker
 from extractor.ratelimit import (
     BURST_HELD,
@@ -165,12 +166,14 @@ class JsonFetcher:
         headers: Mapping[str, str] | None = None,
         dataset: str = "",
         error_path: str | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.dataset = dataset
+        self.credentials = credentials or Credentials()
         self.error_path = error_path
         self.session = session
         self.base_url = base_url.rstrip("/")
-        self.headers = dict(headers or {})
+        self.headers = {**(headers or {}), **self.credentials.headers}
         self.limiter = limiter
         self.max_retries = max_retries
         self.breaker = breaker or CircuitBreaker(5, 5.0, name=base_url)
@@ -213,6 +216,7 @@ class JsonFetcher:
             try:
                 body = await self._attempt(path, params, priority)
             except (RetryableSourceError, SourceError) as exc:
+                exc.args = (self.credentials.redact(str(exc)),)
                 errors[exc.kind] += 1
                 metrics.REQUESTS.labels(self.dataset, exc.kind).inc()
                 attempt += 1
@@ -223,7 +227,7 @@ class JsonFetcher:
                 delay = self.backoff.delay(attempt)
                 log.info(
                     "retrying path=%s attempt=%d delay=%.2fs kind=%s error=%s",
-                    path,
+                    self.credentials.redact(path),
                     attempt,
                     delay,
                     exc.kind,
@@ -264,6 +268,7 @@ class JsonFetcher:
         started = time.monotonic()
         try:
             url = path if path.startswith(("http://", "https://")) else self.base_url + path
+            params = self.credentials.apply(params)
             async with self.session.get(url, params=params, headers=self.headers) as response:
                 body = await response.read()
                 status, headers, url = response.status, response.headers, str(response.url)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -22,7 +22,14 @@ from extractor.dump_pages import DumpPages
 from extractor.dumps.formats import Format
 from extractor.fetch import JsonFetcher
 from extractor.leases import ClaimedSlice
-from extractor.paginators import Page, RepeatGuard, Response, Window, paginator_for
+from extractor.paginators import (
+    FollowsUrls,
+    Page,
+    RepeatGuard,
+    Response,
+    Window,
+    paginator_for,
+)
 
 
 class PageSource(Protocol):
@@ -78,6 +85,8 @@ class HttpPages:
         page = self.paginator.parse(
             Response(items, answer.body, answer.headers, answer.url), position, self.window
         )
+        if isinstance(self.paginator, FollowsUrls) and page.next_position is not None:
+            page = replace(page, next_position=self.fetcher.credentials.strip(page.next_position))
         self.repeats.check(items, position)
         if self.expected is not None:
             self.expected -= len(page.records)

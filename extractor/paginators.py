@@ -169,7 +169,7 @@ class Cursor:
         return Page(response.items, token)
 
 
-class _FollowsUrls:
+class FollowsUrls:
     """Follows next-page URLs, only on the source's host and scheme."""
 
     base_url: str
@@ -201,7 +201,7 @@ class _FollowsUrls:
         return url
 
 
-class NextUrl(_FollowsUrls):
+class NextUrl(FollowsUrls):
     """The next page's URL read from the body by path."""
 
     def __init__(self, spec: NextUrlPaginator, base_url: str) -> None:
@@ -226,7 +226,7 @@ def link_target(header: str, rel: str) -> str | None:
     return None
 
 
-class LinkHeader(_FollowsUrls):
+class LinkHeader(FollowsUrls):
     """The next page's URL from the ``Link`` header's ``rel="next"``."""
 
     def __init__(self, spec: LinkHeaderPaginator, base_url: str) -> None:

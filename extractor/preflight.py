@@ -14,9 +14,10 @@ import ssl
 
 import aiohttp
 
-from common.errors import BackfillError, ConfigError
+from common.errors import ConfigError, Unreachable
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, HttpSourceSpec
+from extractor.auth import credentials
 
 CONFIG_STATUSES = {
     401: "the source refuses the request's credentials (source.headers or source.auth)",
@@ -25,7 +26,7 @@ CONFIG_STATUSES = {
 }
 
 
-class SourceUnreachable(BackfillError):
+class SourceUnreachable(Unreachable):
     """The source did not answer at all: connection refused, DNS, TLS, no answer in time."""
 
 
@@ -41,6 +42,7 @@ async def check_source(settings: ExtractorSettings, spec: DatasetSpec) -> None:
     base_url = (settings.extractor_source_url or spec.source.base_url).rstrip("/")
     name, entity = next(iter(spec.entities.items()))
     url = base_url + entity.path
+    creds = credentials(spec.source.auth)
     timeout = aiohttp.ClientTimeout(
         total=settings.extractor_connect_timeout + settings.extractor_read_timeout,
         sock_connect=settings.extractor_connect_timeout,
@@ -50,7 +52,9 @@ async def check_source(settings: ExtractorSettings, spec: DatasetSpec) -> None:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
             session.get(
-                url, params=_static_params(dict(entity.params)), headers=spec.source.headers
+                url,
+                params=creds.apply(_static_params(dict(entity.params))),
+                headers={**spec.source.headers, **creds.headers},
             ) as response,
         ):
             status = response.status

@@ -35,6 +35,7 @@ from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec
 from common.topology import Topology
 from extractor import metrics
+from extractor.auth import credentials
 from extractor.breaker import CircuitBreaker
 from extractor.fetch import JsonFetcher
 from extractor.finish import finish_job
@@ -315,6 +316,7 @@ class WorkerPool:
             headers=getattr(spec.source, "headers", None),
             dataset=spec.name,
             error_path=getattr(spec.source, "error_path", None),
+            credentials=credentials(getattr(spec.source, "auth", None)),
         )
 
     async def _fail_crashed(self, task: SliceTask, exc: Exception) -> Settle:
