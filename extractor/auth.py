@@ -48,7 +48,7 @@ class Credentials:
             text = text.replace(secret, REDACTED)
         return text
 
-    def strip(self, url: str) -> str:
+    def without_auth_params(self, url: str) -> str:
         """A URL without the query parameters auth adds (a next-page URL echoing an API key
         would put it in the ledger's checkpoint; every request adds it again)."""
         if not self.params:

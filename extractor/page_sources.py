@@ -86,7 +86,9 @@ class HttpPages:
             Response(items, answer.body, answer.headers, answer.url), position, self.window
         )
         if isinstance(self.paginator, FollowsUrls) and page.next_position is not None:
-            page = replace(page, next_position=self.fetcher.credentials.strip(page.next_position))
+            page = replace(
+                page, next_position=self.fetcher.credentials.without_auth_params(page.next_position)
+            )
         self.repeats.check(items, position)
         if self.expected is not None:
             self.expected -= len(page.records)
