@@ -20,6 +20,11 @@ class BadMessageError(BackfillError):
         self.code = code
 
 
+class Unreachable(BackfillError):
+    """A service the command needs did not answer (a source, the ledger database): not a
+    configuration error, but nothing to do until it is back (exit 3)."""
+
+
 class ConfigError(BackfillError):
     """Stop: the configuration or the dataset spec is wrong; a person must fix it."""
 

@@ -11,12 +11,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import aio_pika.exceptions
 import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
 from common.consumer import configure_logging, tune_garbage_collector
-from common.errors import ConfigError
+from common.errors import ConfigError, Unreachable
 from common.settings import DatasetSettings, ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, load_spec
 from extractor import backfill, dlq_cli
@@ -43,11 +44,12 @@ table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
 Before planning (`run`) or estimating (`plan`), the source is asked once with no retry.
 Exit codes: 0 done; 1 the job ended with failed slices or a store did not report; 2 a
 configuration error (a bad spec or setting, or 401/403/404 on that first request); 3 the
-source did not answer (connection refused, DNS, TLS, no answer in time); 130 interrupted
+source did not answer (connection refused, DNS, TLS, no answer in time), or the ledger
+database did not within 15 s; 130 interrupted
 by SIGTERM/SIGINT (resumable with `extractor resume JOB`).
 """
 EXIT_CONFIG = 2  # the spec or a setting is wrong (also 401/403/404 on the first request)
-EXIT_UNREACHABLE = 3  # the source did not answer the first request at all
+EXIT_UNREACHABLE = 3  # the source (its first request) or the ledger database did not answer
 EXIT_INTERRUPTED = 130
 LONG_RUNNING = frozenset({"run", "resume", "retry-failed", "worker"})
 Command = Callable[[argparse.Namespace, ExtractorSettings], Coroutine[Any, Any, int]]
@@ -336,6 +338,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_CONFIG)
     except SourceUnreachable as exc:
         print(f"extractor: source unreachable: {exc}", file=sys.stderr)
+        sys.exit(EXIT_UNREACHABLE)
+    except Unreachable as exc:
+        print(f"extractor: {exc}", file=sys.stderr)
+        sys.exit(EXIT_UNREACHABLE)
+    except aio_pika.exceptions.AMQPConnectionError as exc:  # the CLI's short-lived connections
+        print(f"extractor: cannot reach RabbitMQ (AMQP_CONNECTION): {exc}", file=sys.stderr)
         sys.exit(EXIT_UNREACHABLE)
 
 

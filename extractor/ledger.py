@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from common.errors import ConfigError
+from common.errors import ConfigError, Unreachable
 from common.resilience import Backoff, retry_transient
 from common.settings import ExtractorSettings
 from extractor.ledger_schema import TERMINAL, create_ledger
@@ -281,7 +281,7 @@ async def open_ledger(settings: ExtractorSettings) -> AsyncIterator[Ledger]:
     try:
         await pool.open(wait=True, timeout=15.0)
     except PoolTimeout as exc:
-        raise ConfigError(f"cannot reach the ledger database {pg.redacted()}: {exc}") from exc
+        raise Unreachable(f"cannot reach the ledger database {pg.redacted()}: {exc}") from exc
     try:
         ledger = Ledger(pool, settings.extractor_ledger_schema)
 
