@@ -82,10 +82,12 @@ class SliceLeases:
         found = await self.ledger.row(
             "UPDATE {s}.slices SET status = 'running', worker = %(w)s,"
             " lease_expires = clock_timestamp() + make_interval(secs => %(ttl)s),"
-            " attempts = attempts + 1, started_at = coalesce(started_at, now()),"
-            " updated_at = now()"
+            # Safe to run twice (the ledger retries a statement after a reconnect, and the
+            # first may have committed): this worker's own hold is claimed again, not counted.
+            " attempts = attempts + CASE WHEN worker = %(w)s AND status = 'running' THEN 0"
+            "  ELSE 1 END, started_at = coalesce(started_at, now()), updated_at = now()"
             " WHERE job_id = %(j)s AND slice_id = %(sl)s AND status IN ('pending', 'running')"
-            " AND (worker IS NULL OR lease_expires < clock_timestamp())"
+            " AND (worker IS NULL OR worker = %(w)s OR lease_expires < clock_timestamp())"
             " AND EXISTS (SELECT 1 FROM {s}.jobs WHERE job_id = %(j)s AND status = 'running')"
             " RETURNING entity, window_start, window_end, cursor, next_page, pages, records,"
             " attempts, errors, file, expected_records",
@@ -160,7 +162,10 @@ class SliceLeases:
             " error_kind = coalesce(%(kind)s, error_kind), worker = NULL, lease_expires = NULL,"
             " finished_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE now() END,"
             " updated_at = now()"
-            " WHERE job_id = %(j)s AND slice_id = %(sl)s AND worker = %(w)s"
+            # Run twice (a retry after a commit whose answer was lost), the second finds the
+            # slice already so: still this worker's ending, not a lost lease.
+            " WHERE job_id = %(j)s AND slice_id = %(sl)s AND (worker = %(w)s"
+            "  OR (worker IS NULL AND status = %(status)s AND status <> 'running'))"
             " RETURNING status",
             {
                 **self._params(job_id, slice_id),

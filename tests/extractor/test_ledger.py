@@ -174,3 +174,19 @@ async def test_two_processes_share_one_rate(ledger: Ledger) -> None:
     elapsed = time.monotonic() - started
     # 60 requests at 50/s with a one-token start: at least 1.1 s whoever asks.
     assert 1.1 <= elapsed < 2.5
+
+
+async def test_claim_and_finish_are_safe_to_run_twice(ledger: Ledger) -> None:
+    """The ledger retries a statement after a reconnect; the first may have committed."""
+    await new_job(ledger)
+    leases = SliceLeases(ledger, "w1", lease_seconds=5)
+    first = await leases.claim("j1", "e:0")
+    again = await leases.claim("j1", "e:0")  # as if the first answer was lost
+    assert first is not None and again is not None
+    assert (first.attempts, again.attempts) == (1, 1)
+    assert await SliceLeases(ledger, "w2", lease_seconds=5).claim("j1", "e:0") is None
+    assert await leases.finish("j1", "e:0", "pending", {})
+    assert await leases.finish("j1", "e:0", "pending", {})  # not "lost"
+    assert not await SliceLeases(ledger, "w2", lease_seconds=5).finish("j1", "e:1", "failed", {})
+    reclaimed = await leases.claim("j1", "e:0")
+    assert reclaimed is not None and reclaimed.attempts == 2  # a new run counts
