@@ -27,6 +27,13 @@ class Outcome(Enum):
     STOP = "stop"
 
 
+class FailSlice(BackfillError):
+    """This slice cannot go on (a page that cannot be paged past, a dump file that does not
+    read): the slice fails with ``kind`` and the message; the job goes on."""
+
+    kind = "bad_page"
+
+
 class StopConsumer(BackfillError):
     """A consumer met an error that is neither transient nor about a record: it stops,
     its held messages unacked (RabbitMQ redelivers them once it runs again)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from common.outcomes import FailSlice
 from extractor.dumps import DumpError, DumpStats, DumpTruncatedError
 from extractor.dumps.formats import Format, iter_records
 from extractor.fetch import SourceError
@@ -88,7 +89,7 @@ class DumpPages:
         if self._records is None:
             self._records = self._open_at(position)
         elif position != self._position:
-            raise ValueError(f"{self.path}: asked for record {position}, at {self._position}")
+            raise FailSlice(f"{self.path}: asked for record {position}, at {self._position}")
         records = self._take()
         self._position += len(records)
         if self._failure is not None and not records:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from common.outcomes import FailSlice
 from common.records import get_path
 from common.spec import DatasetSpec, EntitySpec
 from extractor.dump_pages import DumpPages
@@ -117,7 +118,7 @@ def records_of(entity: EntitySpec, body: Any, position: Any) -> list[Any]:
     """The list of records in a page body."""
     items = get_path(body, entity.records_path) if entity.records_path else body
     if not isinstance(items, list):
-        raise ValueError(f"page at {position!r} holds no list of records")
+        raise FailSlice(f"page at {position!r} holds no list of records")
     return items
 
 
@@ -184,7 +185,7 @@ class DumpSource:
 
     def pages(self, spec: DatasetSpec, claimed: ClaimedSlice) -> PageSource:
         if claimed.file is None:
-            raise ValueError(f"slice {claimed.slice_id} of a dump job names no file")
+            raise FailSlice(f"slice {claimed.slice_id} of a dump job names no file")
         return DumpPages(self.base_path / claimed.file, self.format, claimed.entity, self.page_size)
 
 

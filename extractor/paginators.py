@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from common.outcomes import FailSlice
 from common.records import get_path
 from common.spec import (
     AfterTimestampPaginator,
@@ -82,7 +83,7 @@ class Paginator(Protocol):
         """Records of the slice on this page and the next position (None: slice done)."""
 
 
-class PaginationError(ValueError):
+class PaginationError(FailSlice):
     """The source cannot be paged any further without losing or repeating records."""
 
 

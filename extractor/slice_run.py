@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractExchange
 
 from common.amqp import BROKER_ERRORS, publish_confirmed
 from common.envelope import PageBatch, encode
+from common.outcomes import FailSlice
 from common.records import record_keys
 from common.resilience import Stopped, unless_stopped
 from common.spec import DatasetSpec
@@ -214,9 +215,9 @@ class SliceRun:
             return fetch.result()
         except (SourceError, RetryableSourceError) as exc:
             self._halt(SliceOutcome("failed", (exc.kind, str(exc))))
-        except ValueError as exc:
-            self.errors["bad_page"] += 1
-            self._halt(SliceOutcome("failed", ("bad_page", str(exc))))
+        except FailSlice as exc:  # a programming error is not a bad page: it crashes the run
+            self.errors[exc.kind] += 1
+            self._halt(SliceOutcome("failed", (exc.kind, str(exc))))
         return None
 
     def _send(self, page: Page) -> _InFlight:

@@ -77,7 +77,7 @@ def test_before_timestamp_first_position_is_window_end() -> None:
 
 
 def test_before_timestamp_detects_a_cursor_that_does_not_move() -> None:
-    with pytest.raises(ValueError, match="cursor did not move"):
+    with pytest.raises(PaginationError, match="cursor did not move"):
         before().parse(Response(items(100, 100, 100, 100)), 100, Window())
 
 

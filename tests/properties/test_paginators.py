@@ -198,5 +198,5 @@ def test_a_source_that_ignores_the_cursor_is_caught_on_the_second_page(
 ) -> None:
     guard = RepeatGuard()
     guard.check(list(items), first)
-    with pytest.raises(ValueError, match=f"page at {first + 1} repeats the previous page"):
+    with pytest.raises(PaginationError, match=f"page at {first + 1} repeats the previous page"):
         guard.check(list(items), first + 1)
