@@ -42,6 +42,10 @@ class RateLimitSpec(_Strict):
 
     initial: float = Field(20.0, gt=0)
     maximum: float = Field(100.0, gt=0)
+    # Lower the rate when the source's latency climbs well above its floor (for sources that
+    # slow down instead of answering 429). Off by default: 429, Retry-After and RateLimit-*
+    # are the source's own word, while latency also rises when this machine's CPU is busy.
+    latency_pacing: bool = False
 
 
 class SlicingSpec(_Strict):

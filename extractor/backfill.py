@@ -111,6 +111,7 @@ async def estimate(
             headers=source.headers,
             dataset=spec.name,
             credentials=credentials(source.auth),
+            latency_pacing=source.rate_limit.latency_pacing,
         )
         sized = await estimate_job(fetcher, spec, slices, policy)
         return replace(sized, quota_left=fetcher.quota_trend.spendable())

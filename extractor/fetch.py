@@ -41,6 +41,7 @@ from extractor.ratelimit import (
     QUOTA_PACE,
     QUOTA_SPENT_FACTOR,
     THROTTLED_FACTOR,
+    CpuLoad,
     LatencyTracker,
     QuotaTrend,
     RateLimiter,
@@ -167,6 +168,7 @@ class JsonFetcher:
         dataset: str = "",
         error_path: str | None = None,
         credentials: Credentials | None = None,
+        latency_pacing: bool = False,
     ) -> None:
         self.dataset = dataset
         self.credentials = credentials or Credentials()
@@ -179,6 +181,8 @@ class JsonFetcher:
         self.breaker = breaker or CircuitBreaker(5, 5.0, name=base_url)
         self.backoff = backoff
         self.latency = LatencyTracker()
+        self.latency_pacing = latency_pacing  # the spec's rate_limit.latency_pacing
+        self.cpu = CpuLoad()
         self.quota_trend = QuotaTrend()
         self._paced_at = -PACING_COOLDOWN  # once a second at most: the trend lags a decrease
         self.requests = 0
@@ -311,14 +315,26 @@ class JsonFetcher:
         elif paced is not None:
             self._paced_at = time.monotonic()
             await self.limiter.on_throttled(None, paced / self.limiter.rate, epoch)
-        if self.latency.observe(seconds):
+        slow_source = self._slow_source(seconds)
+        if slow_source:
             log.info("latency rising ewma=%.3fs floor=%.3fs", self.latency.ewma, self.latency.floor)
             await self.limiter.on_throttled(None, LATENCY_FACTOR, epoch)
         quota_low = limit is not None and remaining is not None and remaining < QUOTA_HOLD * limit
         # No increase while the quota is spent faster than refilled, or while it is low and
         # not gaining: the job is at the source's rate.
         hold = self.quota_trend.falling or (quota_low and not self.quota_trend.rising)
-        self.limiter.on_success(hold=hold or self.latency.rising)
+        rising = self.latency_pacing and self.latency.rising and not self.cpu.starved()
+        self.limiter.on_success(hold=hold or rising)
+
+    def _slow_source(self, seconds: float) -> bool:
+        """Whether latency says the source is overloaded: only with latency pacing on, and
+        not while this machine's CPU is what slows the responses down."""
+        if not self.latency_pacing or not self.latency.observe(seconds):
+            return False
+        if self.cpu.starved():
+            log.info("latency rising while this machine is CPU-bound: the rate stays")
+            return False
+        return True
 
     def _paced_rate(
         self, limit: int | None, remaining: int | None, reset: float | None

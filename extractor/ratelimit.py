@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -144,6 +145,26 @@ class LatencyTracker:
         if self.ewma is None or self.floor is None:
             return False
         return self.ewma > self.floor * self.factor + self.slack
+
+
+class CpuLoad:
+    """Whether this machine, not the source, is the likely cause of slow responses: the
+    process used most of a core over the last second, or the load average is at the number
+    of cores. Then responses wait in the event loop or the run queue, and their latency
+    says nothing about the source."""
+
+    def __init__(self, *, busy_share: float = 0.8, window: float = 1.0) -> None:
+        self.busy_share, self.window = busy_share, window
+        self._mark = (time.monotonic(), time.process_time())
+        self._share = 0.0
+
+    def starved(self) -> bool:
+        wall, cpu = time.monotonic(), time.process_time()
+        if wall - self._mark[0] >= self.window:
+            self._share = (cpu - self._mark[1]) / (wall - self._mark[0])
+            self._mark = (wall, cpu)
+        cores = os.cpu_count() or 1
+        return self._share >= self.busy_share or os.getloadavg()[0] >= cores
 
 
 class QuotaTrend:

@@ -32,7 +32,7 @@ from common.amqp import BROKER_ERRORS
 from common.errors import BadMessageError
 from common.resilience import sleep_unless_stopped
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, DumpSourceSpec
+from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec
 from common.topology import Topology
 from extractor import metrics
 from extractor.auth import credentials
@@ -303,6 +303,8 @@ class WorkerPool:
             del self._jobs[job_id]
 
     def _fetcher(self, job_id: str, base_url: str, spec: DatasetSpec) -> JsonFetcher:
+        source = spec.source
+        assert isinstance(source, HttpSourceSpec)  # dump jobs have no fetcher
         return JsonFetcher(
             self.session,
             base_url,
@@ -313,10 +315,11 @@ class WorkerPool:
                 self.settings.extractor_breaker_cooldown,
                 name=base_url,
             ),
-            headers=getattr(spec.source, "headers", None),
+            headers=source.headers,
             dataset=spec.name,
-            error_path=getattr(spec.source, "error_path", None),
-            credentials=credentials(getattr(spec.source, "auth", None)),
+            error_path=source.error_path,
+            credentials=credentials(source.auth),
+            latency_pacing=source.rate_limit.latency_pacing,
         )
 
     async def _fail_crashed(self, task: SliceTask, exc: Exception) -> Settle:

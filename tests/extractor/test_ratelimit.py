@@ -9,6 +9,7 @@ import time
 import pytest
 
 from extractor.fetch import (
+    JsonFetcher,
     RetryableSourceError,
     SourceError,
     quota,
@@ -19,6 +20,7 @@ from extractor.ledger import start_tokens
 from extractor.ratelimit import (
     THROTTLED_FACTOR,
     AdaptiveRateLimiter,
+    CpuLoad,
     LatencyTracker,
     QuotaTrend,
     RatePolicy,
@@ -200,3 +202,36 @@ def test_a_new_bucket_starts_with_what_the_source_said_is_left() -> None:
     assert start_tokens(policy, None) == 1.0  # no RateLimit-Remaining: one token
     assert start_tokens(policy, 150) == 150.0
     assert start_tokens(policy, 500) == 180.0  # at most the bucket's 0.9 s
+
+
+def slow_spell() -> list[float]:
+    return [0.01] * 30 + [1.0] * 30
+
+
+def fetcher(*, latency_pacing: bool, starved: bool) -> JsonFetcher:
+    made = JsonFetcher(
+        None,  # type: ignore[arg-type]  # no request is sent: only the latency signal is read
+        "http://source.example",
+        AdaptiveRateLimiter(10, 100),
+        max_retries=0,
+        latency_pacing=latency_pacing,
+    )
+    made.cpu.starved = lambda: starved  # type: ignore[method-assign]
+    return made
+
+
+def test_latency_lowers_the_rate_only_when_asked_and_the_cpu_is_not_the_cause() -> None:
+    def signals(made: JsonFetcher) -> int:
+        return sum(made._slow_source(seconds) for seconds in slow_spell())
+
+    assert signals(fetcher(latency_pacing=False, starved=False)) == 0  # the default
+    assert signals(fetcher(latency_pacing=True, starved=False)) >= 1
+    assert signals(fetcher(latency_pacing=True, starved=True)) == 0
+
+
+def test_the_cpu_load_sees_a_busy_process() -> None:
+    load = CpuLoad(busy_share=0.5, window=0.2)
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # a busy loop: this process takes a whole core
+        pass
+    assert load.starved()
