@@ -51,7 +51,10 @@ def job_routes(
 
 
 def routed_entities(spec: DatasetSpec, stores: list[str]) -> set[str]:
-    """The entities some chosen store takes (the others are not fetched at all)."""
+    """The entities some chosen store takes (the others are not fetched at all); with no
+    consumer configured (AMQP_CONSUMERS empty: queues bound by hand), every entity."""
+    if not stores:
+        return set(spec.entities)
     return {
         name
         for name, entity in spec.entities.items()

@@ -32,6 +32,8 @@ def test_an_unknown_store_or_one_no_entity_maps_to_is_refused() -> None:
     with pytest.raises(ConfigError, match="store graphinator: no entity of dataset demo maps"):
         choose_stores(CONFIGURED, no_graph, ["graphinator"])
     assert routed_entities(no_graph, ["tableinator"]) == set(spec.entities)
+    assert routed_entities(no_graph, ["graphinator"]) == set()
+    assert routed_entities(no_graph, []) == set(spec.entities)  # queues bound by hand
 
 
 def test_a_narrowed_job_routes_to_its_stores_queues_and_a_full_one_broadcasts() -> None:
