@@ -31,7 +31,10 @@ def pages(first: int, last: int) -> list[list[dict[str, Any]]]:
 
 
 async def rows(pg: psycopg.AsyncConnection[Any], schema: str) -> int:
-    cur = await pg.execute(f'SELECT count(DISTINCT key) FROM "{schema}".replays')
+    try:
+        cur = await pg.execute(f'SELECT count(DISTINCT key) FROM "{schema}".replays')
+    except psycopg.errors.UndefinedTable:  # the consumer has not created it yet
+        return 0
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
