@@ -11,6 +11,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
 from common.envelope import CONTENT_TYPE
+from common.outcomes import Outcome
 from common.resilience import retry_transient
 
 # The broker or the channel went away: the broker redelivers what was not acked.
@@ -19,6 +20,26 @@ BROKER_ERRORS = (
     aio_pika.exceptions.ChannelInvalidStateError,
     ConnectionError,
 )
+# What aio-pika raises as a plain RuntimeError while a robust connection reconnects.
+RECONNECTING = ("not opened", "not ready", "No active transport", "reconnecting", "closed")
+
+
+def classify(exc: BaseException) -> Outcome:
+    """What a broker error decides: the broker away (refused, reset, closed, reconnecting)
+    is waited for; a refused login, or anything else, is a configuration or code error."""
+    if isinstance(exc, aio_pika.exceptions.ProbableAuthenticationError):
+        return Outcome.STOP
+    if isinstance(exc, (*BROKER_ERRORS, OSError)):
+        return Outcome.RETRY
+    if isinstance(exc, RuntimeError) and any(text in str(exc) for text in RECONNECTING):
+        return Outcome.RETRY
+    return Outcome.STOP
+
+
+def retryable(exc: BaseException) -> bool:
+    """For ``retry_transient``: the broker is away; try again once it is back."""
+    return classify(exc) is Outcome.RETRY
+
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +55,7 @@ async def robust_channel(
     """
     connection = await retry_transient(
         lambda: aio_pika.connect_robust(url, client_properties={"connection_name": name}),
-        _unreachable,
+        retryable,
         what=f"connect to RabbitMQ ({name})",
     )
     try:
@@ -44,13 +65,6 @@ async def robust_channel(
         yield connection, channel
     finally:
         await connection.close()
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Connection refused or reset, or the broker still booting; not a bad URL or login."""
-    if isinstance(exc, aio_pika.exceptions.ProbableAuthenticationError):
-        return False
-    return isinstance(exc, aio_pika.exceptions.AMQPConnectionError | ConnectionError | OSError)
 
 
 def persistent_message(

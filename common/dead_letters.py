@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aio_pika.abc import AbstractExchange
 
-from common import metrics
-from common.amqp import BROKER_ERRORS, publish_confirmed
+from common import amqp, metrics
+from common.amqp import publish_confirmed
 from common.errors import BadMessageError
 from common.resilience import retry_transient
 
@@ -84,7 +84,7 @@ class DeadLetters:
             lambda: publish_confirmed(
                 self.exchange, queue_name, body, message_id=message_id, headers=headers
             ),
-            lambda exc: isinstance(exc, BROKER_ERRORS),
+            amqp.retryable,
             what=f"{self.service} dead letter {message_id}",
         )
 

@@ -10,7 +10,8 @@
   nothing, so that the work is redelivered once a person has fixed it.
 
 Each boundary has one classifier mapping its library's exceptions to an outcome
-(``tableinator.errors``, ``graphinator.errors``); docs/architecture.md has the table.
+(``common.postgres``, ``common.amqp``, ``graphinator.errors``, ``extractor.fetch``);
+docs/architecture.md has the table.
 """
 
 from __future__ import annotations

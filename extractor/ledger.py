@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from common.errors import ConfigError, Unreachable
+from common.postgres import retryable
 from common.resilience import Backoff, retry_transient
 from common.settings import ExtractorSettings
 from extractor.ledger_schema import TERMINAL, create_ledger
@@ -29,9 +30,13 @@ from extractor.planner import Slice
 from extractor.ratelimit import RatePolicy
 
 log = logging.getLogger(__name__)
-TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 LEDGER_BACKOFF = Backoff(base=0.1, cap=5.0)
 Row = dict[str, Any]
+RECORD_APPLIED = (
+    "INSERT INTO {s}.applied_writes (token) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1"
+)
+PRUNE_APPLIED = "DELETE FROM {s}.applied_writes WHERE at < clock_timestamp() - interval '1 hour'"
+PRUNE_APPLIED_EVERY = 1000  # statements between prunes of old tokens (per process)
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class Ledger:
         self.pool = pool
         self.schema = schema
         self._statements: dict[str, sql.Composed] = {}
+        self._writes = 0
 
     def statement(self, template: str) -> sql.Composed:
         """``template`` with ``{s}`` replaced by the quoted schema (cached)."""
@@ -154,9 +160,35 @@ class Ledger:
                 await cur.execute(self.statement(template), params)
                 return await cur.fetchall() if cur.description else []
 
-        return await retry_transient(
-            run, lambda exc: isinstance(exc, TRANSIENT), backoff=LEDGER_BACKOFF, what="ledger"
-        )
+        return await retry_transient(run, retryable, backoff=LEDGER_BACKOFF, what="ledger")
+
+    async def rows_once(
+        self, template: str, params: dict[str, Any], *, token: uuid.UUID | None = None
+    ) -> list[Row] | None:
+        """Like ``rows``, for a statement that must not apply twice (an increment): its
+        transaction first records a token, so a retry after a lost answer (the first attempt
+        committed, the reply did not arrive) applies nothing and returns None. The token's
+        unique index also makes a retry wait for a first attempt still in flight."""
+        token = token or uuid.uuid4()
+        self._writes += 1
+        prune = self._writes % PRUNE_APPLIED_EVERY == 0
+
+        async def run() -> list[Row] | None:
+            async with (
+                self.pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                await cur.execute(self.statement(RECORD_APPLIED), (token,))
+                if await cur.fetchone() is None:
+                    return None
+                await cur.execute(self.statement(template), params)
+                found = await cur.fetchall() if cur.description else []
+                if prune:
+                    await cur.execute(self.statement(PRUNE_APPLIED))
+                return found
+
+        return await retry_transient(run, retryable, backoff=LEDGER_BACKOFF, what="ledger")
 
     async def row(self, template: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         found = await self.rows(template, params)
@@ -292,7 +324,7 @@ async def open_ledger(settings: ExtractorSettings) -> AsyncIterator[Ledger]:
         # PostgreSQL restarting now (e.g. as a job ends, before its report) is waited for.
         await retry_transient(
             prepare,
-            lambda exc: isinstance(exc, TRANSIENT),
+            retryable,
             backoff=LEDGER_BACKOFF,
             what="ledger schema",
         )

@@ -1,8 +1,8 @@
 """The ledger's tables: jobs, their slices, each job's shared rate limit, its throughput
 per second and the consumers' end-of-job events.
 
-Idempotent DDL, run under an advisory lock so that several extractor processes starting at
-once do not race on ``CREATE TABLE IF NOT EXISTS``.
+Idempotent DDL, run under the services' one DDL lock so that processes starting at once
+do not race on ``CREATE TABLE IF NOT EXISTS``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-DDL_LOCK_KEY = 0x6261636B66696C6C  # "backfill"
+from common.postgres import lock_ddl
 
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -138,6 +138,15 @@ STATEMENTS = (
         PRIMARY KEY (job_id, worker, entity)
     )
     """,
+    # Tokens of the statements that must not apply twice (increments: the shared rate
+    # limit's lease and throttle), so that a retry after a lost answer finds its first
+    # attempt committed (Ledger.rows_once); old tokens are deleted as new ones come.
+    """
+    CREATE TABLE IF NOT EXISTS {s}.applied_writes (
+        token uuid PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT clock_timestamp()
+    )
+    """,
     # What each consumer reported when it finalised the job (for `extractor report JOB`).
     """
     CREATE TABLE IF NOT EXISTS {s}.job_events (
@@ -158,17 +167,9 @@ def statements(schema: str) -> list[sql.Composed]:
 
 
 async def create_ledger(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
-    """Create the schema and tables if missing (safe to run from many processes at once)."""
-    try:
-        await _create_ledger(conn, schema)
-    except psycopg.errors.UniqueViolation:
-        # CREATE SCHEMA IF NOT EXISTS collided with another service (tableinator, when both
-        # use one schema) creating it at the same moment; it exists now, so again succeeds.
-        await _create_ledger(conn, schema)
-
-
-async def _create_ledger(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
+    """Create the schema and tables if missing (safe to run from many processes at once,
+    and beside tableinator creating its tables in the same schema: one DDL lock)."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+        await lock_ddl(conn)
         for statement in statements(schema):
             await conn.execute(statement)

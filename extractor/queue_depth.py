@@ -26,9 +26,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-import aio_pika.exceptions
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
+from common import amqp
+from common.outcomes import Outcome
 from common.resilience import sleep_unless_stopped, unless_stopped
 from extractor import metrics
 from extractor.holds import QueueHold
@@ -37,12 +38,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 WARN_EVERY = 30.0  # seconds between warnings while a queue holds fetching back
 REPORT_EVERY = 2.0  # seconds between reports of a running hold to ``on_hold``
-GATE_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    RuntimeError,  # aio-pika's "Connection was not opened" while it reconnects
-)
 
 
 @dataclass(frozen=True)
@@ -166,7 +161,9 @@ class QueueDepthGate:
                         now,
                     )
                 )
-        except GATE_ERRORS as exc:
+        except Exception as exc:
+            if amqp.classify(exc) is not Outcome.RETRY:
+                raise
             # The broker is away or the queue is gone: publishing will find out and retry;
             # the gate must not hold a fetch on a depth it cannot read.
             log.info("queue depth unknown entity=%s error=%r", entity, exc)

@@ -140,19 +140,19 @@ class SharedRateLimiter(TokenQueue):
         want = max(1, min(self.max_chunk, int(self.rate * self.chunk_seconds)))
         successes, hold = self._successes, self._hold
         self._successes, self._hold = 0, False
-        row = await self.ledger.row(
-            LEASE,
-            {
-                "j": self.job_id,
-                "want": want,
-                "ok": successes,
-                "hold": hold,
-                "isec": INCREASE_SECONDS,
-            },
-        )
-        if row is None:
+        params = {
+            "j": self.job_id,
+            "want": want,
+            "ok": successes,
+            "hold": hold,
+            "isec": INCREASE_SECONDS,
+        }
+        found = await self.ledger.rows_once(LEASE, params)
+        if found is None:  # a retry: the first attempt committed, its grant's reply was lost
+            return Grant(0, 0.0, self.rate, self.epoch, 1.0, 0.0)
+        if not found:
             raise LookupError(f"job {self.job_id} has no rate limit row")
-        grant = Grant(**row)
+        grant = Grant(**found[0])
         self.rate, self.epoch, self._grant = grant.rate, grant.epoch, grant
         metrics.RATE_LIMIT.labels(self.dataset).set(self.rate)
         return grant
@@ -165,10 +165,11 @@ class SharedRateLimiter(TokenQueue):
         if pause:
             self._tokens = 0.0  # tokens leased before the pause would burst right after it
             self._grant = None  # and the shared bucket is emptied
-        row = await self.ledger.row(
+        found = await self.ledger.rows_once(
             THROTTLE, {"j": self.job_id, "seen": seen, "factor": factor, "pause": pause or 0.0}
         )
-        if row is not None:
+        if found:  # None: a retry found its first attempt applied
+            row = found[0]
             if row["lowers"]:  # this response lowered it, not one of the same burst
                 log.info(
                     "rate limit lowered job=%s rate=%.1f/s pause=%.1fs",

@@ -6,23 +6,16 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from common import postgres
 from common.consumer import consume
 from common.resilience import retry_transient, unless_stopped
 from common.settings import TableinatorSettings
 from common.spec import load_spec
-from tableinator.errors import TRANSIENT
 from tableinator.sink import PostgresSink, prepare_database, stage_configurer
 
 SERVICE = "tableinator"
-
-
-def _ddl_retryable(exc: BaseException) -> bool:
-    """Store unavailable, or another process creating the same schema at the same moment
-    (CREATE SCHEMA IF NOT EXISTS can still collide; the retry then finds it exists)."""
-    return isinstance(exc, (*TRANSIENT, psycopg.errors.UniqueViolation))
 
 
 log = logging.getLogger(__name__)
@@ -50,7 +43,8 @@ async def run(settings: TableinatorSettings, stop: asyncio.Event) -> None:
             async with pool.connection() as conn:
                 await prepare_database(conn, spec, pg.postgres_schema)
 
-        await unless_stopped(retry_transient(prepare, _ddl_retryable, what="create tables"), stop)
+        tables = retry_transient(prepare, postgres.retryable, what="create tables")
+        await unless_stopped(tables, stop)
         sink = PostgresSink(
             pool, spec, pg.postgres_schema, bulk_load=pg.postgres_bulk_load, service=SERVICE
         )

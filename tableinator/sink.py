@@ -25,13 +25,13 @@ from common import metrics
 from common.envelope import HASH_BYTES, EndOfJob
 from common.errors import BadMessageError
 from common.outcomes import Outcome
+from common.postgres import RECORD_ERRORS, classify, lock_ddl
 from common.records import PreparedRecord
 from common.sink import WriteResult
 from common.spec import DatasetSpec, EntitySpec, TableSpec
 from tableinator import bulk, schema
 from tableinator.copy_text import encode_rows
 from tableinator.direct import NotDirect, copy_statement, encode_direct_rows
-from tableinator.errors import RECORD_ERRORS, classify
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def upsert_statement(db_schema: str, entity: EntitySpec) -> sql.Composed:
 
 async def prepare_database(conn: AsyncConnection[Any], spec: DatasetSpec, db_schema: str) -> None:
     """Create the schema, tables and indexes of a dataset (idempotent, safe from replicas)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('backfill-ddl'))")
+    await lock_ddl(conn)
     await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db_schema)))
     await conn.execute(bulk.create_state_table(db_schema))
     for entity in spec.entities.values():

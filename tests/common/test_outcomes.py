@@ -8,20 +8,22 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aio_pika.exceptions
 import psycopg
 import pytest
 from aio_pika.abc import AbstractChannel
 from psycopg_pool import PoolClosed
 
+from common import amqp
 from common.consumer import consume
 from common.envelope import EndOfJob
 from common.outcomes import Outcome, StopConsumer
+from common.postgres import classify
 from common.records import PreparedRecord
 from common.settings import AmqpSettings, ObservabilitySettings, consumer_settings
 from common.sink import WriteResult
 from common.spec import load_spec
 from common.topology import Topology
-from tableinator.errors import classify
 from tests.support.broker import declare, depth, publish_pages
 
 PAGES = 6
@@ -50,6 +52,20 @@ class BuggySink:
 
     def is_transient(self, exc: BaseException) -> bool:
         return classify(exc) is Outcome.RETRY
+
+
+def test_the_broker_classifier_waits_for_the_broker_and_stops_on_a_refused_login() -> None:
+    away = [
+        ConnectionRefusedError(),
+        ConnectionResetError(),
+        aio_pika.exceptions.AMQPConnectionError("reset"),
+        aio_pika.exceptions.ChannelInvalidStateError("closed"),
+        RuntimeError("Connection was not opened"),  # aio-pika while it reconnects
+    ]
+    assert {amqp.classify(exc) for exc in away} == {Outcome.RETRY}
+    assert amqp.classify(aio_pika.exceptions.ProbableAuthenticationError()) is Outcome.STOP
+    assert amqp.classify(RuntimeError("dictionary changed size")) is Outcome.STOP  # a bug
+    assert amqp.classify(TypeError("bad operand")) is Outcome.STOP
 
 
 def test_the_classifier_tells_record_errors_from_bugs_and_outages() -> None:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from common.settings import ExtractorSettings
+from common.settings import ExtractorSettings, PostgresSettings
+from common.spec import load_spec
 from extractor.leases import Progress, SliceLeases
 from extractor.ledger import Ledger, NewJob, open_ledger
 from extractor.ledger_schema import create_ledger
 from extractor.paginators import Window
 from extractor.planner import Slice
 from extractor.ratelimit import RatePolicy
-from extractor.shared_limit import SharedRateLimiter
+from extractor.shared_limit import LEASE, THROTTLE, SharedRateLimiter
+from tableinator.sink import prepare_database
 
 POLICY = RatePolicy(initial=10, maximum=1000)
 
@@ -46,6 +49,30 @@ async def test_ddl_is_idempotent_and_safe_concurrently(
             await create_ledger(conn, ledger.schema)
 
     await asyncio.gather(create(), create(), create())
+
+
+async def test_the_ledger_and_tableinator_create_one_schema_at_the_same_moment(
+    namespace: str, pg: psycopg.AsyncConnection[Any], demo_spec_file: Any
+) -> None:
+    """One DDL lock for both: CREATE SCHEMA IF NOT EXISTS from two services at once would
+    otherwise collide in the catalog (a unique violation)."""
+    spec = load_spec(demo_spec_file)
+    conninfo = PostgresSettings().conninfo
+    for _ in range(5):
+        await pg.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
+        async with (
+            await psycopg.AsyncConnection.connect(conninfo) as one,
+            await psycopg.AsyncConnection.connect(conninfo) as two,
+        ):
+            await asyncio.gather(
+                create_ledger(one, namespace), prepare_database(two, spec, namespace)
+            )
+    found = await pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s"
+        " AND table_name IN ('jobs', 'replays')",
+        (namespace,),
+    )
+    assert await found.fetchone() == (2,)
 
 
 async def test_a_live_lease_excludes_others_and_expiry_fences_the_old_holder(
@@ -190,3 +217,24 @@ async def test_claim_and_finish_are_safe_to_run_twice(ledger: Ledger) -> None:
     assert not await SliceLeases(ledger, "w2", lease_seconds=5).finish("j1", "e:1", "failed", {})
     reclaimed = await leases.claim("j1", "e:0")
     assert reclaimed is not None and reclaimed.attempts == 2  # a new run counts
+
+
+async def test_a_throttle_or_lease_retried_after_a_lost_answer_applies_once(
+    ledger: Ledger,
+) -> None:
+    """``throttled + 1`` and a lease's grant and earned increase are increments: the retry
+    of one whose first attempt committed (its answer lost) must apply nothing."""
+    await new_job(ledger, initial=40)
+    throttle = {"j": "j1", "seen": 0, "factor": 0.5, "pause": 0.0}
+    token = uuid.uuid4()
+    first = await ledger.rows_once(THROTTLE, throttle, token=token)
+    assert first is not None and first[0]["rate"] == 20
+    assert await ledger.rows_once(THROTTLE, throttle, token=token) is None
+    lease = {"j": "j1", "want": 1, "ok": 3, "hold": False, "isec": 0.5}
+    token = uuid.uuid4()
+    attempts = await asyncio.gather(*(ledger.rows_once(LEASE, lease, token=token) for _ in "ab"))
+    assert sorted(found is None for found in attempts) == [False, True]  # one waited, then saw
+    state = await ledger.row(
+        "SELECT throttled, healthy, rate FROM {s}.rate_limits WHERE job_id = 'j1'"
+    )
+    assert state == {"throttled": 1, "healthy": 3, "rate": 20}

@@ -1,6 +1,10 @@
-"""PostgreSQL errors to outcomes (common.outcomes): retry, dead-letter the record, or stop."""
+"""PostgreSQL, as every service meets it: its errors mapped to outcomes (common.outcomes),
+one classifier for tableinator's writes and the extractor's ledger, and the lock that makes
+their DDL safe to run from many processes at once."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import psycopg
 from psycopg_pool import PoolClosed, PoolTimeout
@@ -32,3 +36,19 @@ def classify(exc: BaseException) -> Outcome:
     if isinstance(exc, TRANSIENT):
         return Outcome.RETRY
     return Outcome.STOP
+
+
+def retryable(exc: BaseException) -> bool:
+    """For ``retry_transient``: the store is away or the statement lost a race; run it again."""
+    return classify(exc) is Outcome.RETRY
+
+
+# One advisory lock for every CREATE of every service (tableinator's tables, the ledger):
+# two processes creating one schema at the same moment would otherwise collide in the
+# catalog (a unique violation from CREATE SCHEMA IF NOT EXISTS).
+DDL_LOCK_KEY = 0x6261636B66696C6C  # "backfill"
+
+
+async def lock_ddl(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Hold the DDL lock until the connection's transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
