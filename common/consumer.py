@@ -100,6 +100,14 @@ class _Runnable(Protocol):
     def __call__(self, settings: Any, stop: asyncio.Event) -> Awaitable[None]: ...
 
 
+EXIT_CODES = """\
+A store or RabbitMQ that is down is waited for (with backoff), until SIGTERM.
+Exit codes: 0 stopped by SIGTERM/SIGINT (what it held is flushed and acked); 1 stopped on an
+error it cannot retry (a bug, a store error that is not about a record: nothing it held is
+acked, RabbitMQ redelivers it once the consumer runs again); 2 a bad spec or setting.
+"""
+
+
 def service_main(
     prog: str,
     description: str,
@@ -109,7 +117,10 @@ def service_main(
 ) -> None:
     """The command line of a consumer: --help, --spec, signals, a clear exit on bad config."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog,
+        description=description,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--spec",
@@ -124,7 +135,10 @@ def service_main(
             )
         configure_logging(settings.observability.log_level)
         asyncio.run(_until_signalled(settings, run))
-    except (ConfigError, ValidationError, StopConsumer) as exc:
+    except (ConfigError, ValidationError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except StopConsumer as exc:
         sys.exit(f"{prog}: {exc}")
 
 

@@ -13,6 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from common.errors import ConfigError
 from common.settings import ExtractorSettings
 from common.spec import load_spec
 from common.topology import Topology
@@ -94,11 +95,11 @@ async def run(args: argparse.Namespace, settings: ExtractorSettings) -> int:
     spec = load_spec(settings.dataset.dataset_spec)
     chosen = selection(args)
     if args.dlq_action in ("replay", "purge") and chosen.empty:
-        sys.exit("extractor dlq: say which: --all, --reason, --entity, --consumer, --id or --job")
+        raise ConfigError("dlq: say which: --all, --reason, --entity, --consumer, --id or --job")
     if chosen.everything and chosen != Selection(everything=True):
-        sys.exit("extractor dlq: --all takes no other selection")
+        raise ConfigError("dlq: --all takes no other selection")
     if getattr(args, "from_file", None) and not chosen.ids:
-        sys.exit("extractor dlq: --from-file replays one dead letter: give its --id")
+        raise ConfigError("dlq: --from-file replays one dead letter: give its --id")
     connection = await aio_pika.connect(
         settings.amqp.url, client_properties={"connection_name": "extractor-dlq"}
     )
@@ -151,7 +152,7 @@ async def _show(args: argparse.Namespace, queues: DeadLetterQueues, console: Con
     if args.raw:
         bodies = {raw_body(letter) for letter in letters}
         if len(bodies) > 1:
-            sys.exit("extractor dlq: that id is in several queues: add --consumer")
+            raise ConfigError("dlq: that id is in several queues: add --consumer")
         sys.stdout.buffer.write(bodies.pop() + b"\n")
         return 0
     for letter in letters:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -298,6 +299,16 @@ class Ledger:
         )
 
 
+async def _connect_error(conninfo: str) -> str | None:
+    """Why a connection fails, in one line (the pool only says it timed out)."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        return str(exc).strip().splitlines()[0]
+    await conn.close()
+    return None
+
+
 @asynccontextmanager
 async def open_ledger(settings: ExtractorSettings) -> AsyncIterator[Ledger]:
     """A pool on the ledger database, with the schema created; closed on exit."""
@@ -313,7 +324,8 @@ async def open_ledger(settings: ExtractorSettings) -> AsyncIterator[Ledger]:
     try:
         await pool.open(wait=True, timeout=15.0)
     except PoolTimeout as exc:
-        raise Unreachable(f"cannot reach the ledger database {pg.redacted()}: {exc}") from exc
+        cause = await _connect_error(pg.conninfo) or str(exc)
+        raise Unreachable(f"cannot reach the ledger database {pg.redacted()}: {cause}") from exc
     try:
         ledger = Ledger(pool, settings.extractor_ledger_schema)
 
