@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import SpecError
+from common.spec_details import check_detail
 
 BUNDLED_DIR = Path(__file__).parent / "datasets"
 
@@ -282,6 +283,14 @@ class EstimateSpec(_Strict):
     field: FieldPath = "count"
 
 
+class ParentSpec(_Strict):
+    """A detail entity's parent; its records' ``field`` fills the path (common.spec_details)."""
+
+    entity: SqlName
+    field: FieldPath = "id"
+    concurrency: int = Field(8, ge=1, le=256, description="Detail requests in flight per slice.")
+
+
 class EntitySpec(_Strict):
     """One kind of record: where its pages come from, its key, its table and its node."""
 
@@ -297,6 +306,7 @@ class EntitySpec(_Strict):
     estimate: EstimateSpec | None = Field(None, description="Count endpoint used by plan.")
     table: TableSpec | None = None
     graph: GraphSpec | None = None
+    parent: ParentSpec | None = None
 
 
 class DatasetSpec(_Strict):
@@ -313,6 +323,9 @@ class DatasetSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
         for name, entity in self.entities.items():
+            if entity.parent is not None:
+                check_detail(self, name, entity)
+                continue
             if isinstance(self.source, HttpSourceSpec) and entity.paginator is None:
                 raise ValueError(f"entities.{name}.paginator: required for an http source")
             slicing = (

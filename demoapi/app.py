@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from demoapi.dataset import Dataset
+from demoapi.details import DETAIL_PREFIX, DETAIL_REQUESTS, DETAIL_ROUTE, detail, detail_stats
 from demoapi.faults import FaultInjector, Faults, truncate_json
 from demoapi.http import (
     DATASET,
@@ -80,7 +81,7 @@ def authorised(request: web.Request, token: str) -> bool:
 async def inject_request_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse data requests over the rate limit or by the throttle dice (429), or by the
     error dice (503); answer pages 200 with an error body or HTML by their dice."""
-    if request.path not in DATA_PATHS:
+    if request.path not in DATA_PATHS and not request.path.startswith(DETAIL_PREFIX):
         return await handler(request)
     injector = request.app[INJECTOR]
     if not authorised(request, injector.faults.auth_token):
@@ -155,10 +156,13 @@ def build_app(dataset: Dataset, faults: Faults | None = None) -> web.Application
     app[DATASET] = dataset
     app[INJECTOR] = FaultInjector(faults or Faults())
     app[STATUS_COUNTS] = Counter()
+    app[DETAIL_REQUESTS] = Counter()
     app.router.add_get("/search.json", search)
     app.router.add_get("/count.json", count)
     for path, handler in ROUTES.items():
         app.router.add_get(path, handler)
+    app.router.add_get(DETAIL_ROUTE, detail)
+    app.router.add_get("/detail-stats.json", detail_stats)
     app.router.add_get("/stats.json", stats)
     app.router.add_get("/health", health)
     return app

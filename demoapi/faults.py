@@ -54,6 +54,12 @@ class Faults(BaseModel):
         description="secret data requests must carry (Bearer, X-API-Key, ?api_key= or the "
         "basic-auth password), 401 otherwise; empty = no auth",
     )
+    detail_missing_every: int = Field(
+        default=0,
+        ge=0,
+        description="every Nth replay (by age) has no detail: /replays/{id}.json answers 404, "
+        "0 = none",
+    )
     fault_seed: int = Field(default=0, description="seed of the dice that pick faulty requests")
 
 

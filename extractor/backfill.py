@@ -23,6 +23,7 @@ from common.metrics import serve_metrics
 from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
+from common.spec_details import sliced_entities
 from extractor.auth import credentials
 from extractor.breaker import CircuitBreaker
 from extractor.driver import Interrupted, drive
@@ -78,7 +79,7 @@ def plan(spec: DatasetSpec, options: JobOptions, *, dump_path: str | None = None
     if isinstance(spec.source, DumpSourceSpec):
         return plan_dump(spec, options, dump_path=dump_path).slices
     source = http_source(spec)
-    return plan_slices(list(spec.entities), source.slicing, options.start, options.end)
+    return plan_slices(sliced_entities(spec), source.slicing, options.start, options.end)
 
 
 def plan_dump(spec: DatasetSpec, options: JobOptions, *, dump_path: str | None) -> FilePlan:

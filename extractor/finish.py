@@ -9,12 +9,14 @@ end-of-job: it is paused, and a resume will finish it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aio_pika.abc import AbstractExchange
 
 from common.amqp import publish_confirmed
 from common.envelope import EndOfJob, encode
 from common.spec import DatasetSpec
+from common.spec_details import detail_of
 from common.topology import Topology
 from extractor.ledger import Ledger
 from extractor.stores import job_routes
@@ -39,14 +41,11 @@ async def publish_end(ledger: Ledger, exchange: AbstractExchange, job_id: str) -
     spec = DatasetSpec.model_validate(job.spec_body)
     stores = job.options.get("stores") or []
     routes = job_routes(spec, job.options, Topology.pairs(stores, spec))
-    totals = await ledger.rows(
-        "SELECT entity, sum(pages)::bigint AS pages, sum(records)::bigint AS records"
-        " FROM {s}.slices WHERE job_id = %s GROUP BY entity ORDER BY entity",
-        (job_id,),
-    )
-    for row in totals:
-        end = EndOfJob(job_id, job.dataset, row["entity"], row["pages"], row["records"])
-        route = routes[row["entity"]]
+    ends = job_ends(spec, job_id, await _totals(ledger, job_id))
+    for end in ends:
+        route = routes.get(end.entity)
+        if route is None:  # fetched only for its detail entity: no store takes it
+            continue
         await publish_confirmed(
             exchange,
             route.routing_key,
@@ -55,4 +54,30 @@ async def publish_end(ledger: Ledger, exchange: AbstractExchange, job_id: str) -
             headers=route.headers or None,
         )
     await ledger.mark_end_published(job_id)
-    log.info("end of job published job=%s entities=%d", job_id, len(totals))
+    log.info("end of job published job=%s entities=%d", job_id, len(ends))
+
+
+async def _totals(ledger: Ledger, job_id: str) -> list[dict[str, Any]]:
+    return await ledger.rows(
+        "SELECT entity, sum(pages)::bigint AS pages, sum(records)::bigint AS records,"
+        " sum(detail_pages)::bigint AS detail_pages,"
+        " sum(detail_records)::bigint AS detail_records,"
+        " sum(detail_missing)::bigint AS detail_missing"
+        " FROM {s}.slices WHERE job_id = %s GROUP BY entity ORDER BY entity",
+        (job_id,),
+    )
+
+
+def job_ends(spec: DatasetSpec, job_id: str, totals: list[dict[str, Any]]) -> list[EndOfJob]:
+    """The end-of-job messages: one per sliced entity, one per detail entity (its counts
+    summed over its parent's slices, with the details that were missing)."""
+    ends = []
+    for row in totals:
+        entity = row["entity"]
+        ends.append(EndOfJob(job_id, spec.name, entity, row["pages"], row["records"]))
+        child = detail_of(spec, entity)
+        if child is not None:
+            extra = {"detail_missing": row["detail_missing"]}
+            pages, records = row["detail_pages"], row["detail_records"]
+            ends.append(EndOfJob(job_id, spec.name, child, pages, records, extra))
+    return ends

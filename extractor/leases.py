@@ -20,6 +20,20 @@ from extractor.paginators import Window
 
 
 @dataclass(frozen=True)
+class DetailCounts:
+    """What a slice's checkpointed pages carried of its detail entity (``extractor.details``)."""
+
+    pages: int = 0
+    records: int = 0
+    missing: int = 0  # details that answered 404, or parent records without the field
+
+    def plus(self, records: int, missing: int) -> DetailCounts:
+        """After one more page whose details were ``records`` found and ``missing``."""
+        pages = self.pages + (1 if records else 0)
+        return DetailCounts(pages, self.records + records, self.missing + missing)
+
+
+@dataclass(frozen=True)
 class ClaimedSlice:
     """A slice this worker now holds, and where it stands."""
 
@@ -35,6 +49,7 @@ class ClaimedSlice:
     errors: dict[str, int]
     file: str | None = None
     expected_records: int | None = None  # the job's estimate for the slice, if it has one
+    details: DetailCounts = DetailCounts()
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class Progress:
     errors: dict[str, int]
     done: bool = False
     file_stats: dict[str, Any] | None = None
+    details: DetailCounts = DetailCounts()
 
 
 def _jsonb(value: dict[str, Any] | None) -> Jsonb | None:
@@ -90,14 +106,22 @@ class SliceLeases:
             " AND (worker IS NULL OR worker = %(w)s OR lease_expires < clock_timestamp())"
             " AND EXISTS (SELECT 1 FROM {s}.jobs WHERE job_id = %(j)s AND status = 'running')"
             " RETURNING entity, window_start, window_end, cursor, next_page, pages, records,"
-            " attempts, errors, file, expected_records",
+            " attempts, errors, file, expected_records, detail_pages, detail_records,"
+            " detail_missing",
             self._params(job_id, slice_id),
         )
         if found is None:
             return None
         start, end = found.pop("window_start"), found.pop("window_end")
+        details = DetailCounts(
+            found.pop("detail_pages"), found.pop("detail_records"), found.pop("detail_missing")
+        )
         return ClaimedSlice(
-            job_id=job_id, slice_id=slice_id, window=Window(_epoch(start), _epoch(end)), **found
+            job_id=job_id,
+            slice_id=slice_id,
+            window=Window(_epoch(start), _epoch(end)),
+            details=details,
+            **found,
         )
 
     async def state(self, job_id: str, slice_id: str) -> SliceState | None:
@@ -124,6 +148,8 @@ class SliceLeases:
             "UPDATE {s}.slices SET cursor = %(cursor)s, next_page = %(next_page)s,"
             " pages = %(pages)s, records = %(records)s, errors = %(errors)s,"
             " file_stats = coalesce(%(file_stats)s, file_stats),"
+            " detail_pages = %(detail_pages)s, detail_records = %(detail_records)s,"
+            " detail_missing = %(detail_missing)s,"
             " status = CASE WHEN %(done)s THEN 'done' ELSE status END,"
             " finished_at = CASE WHEN %(done)s THEN now() END,"
             " worker = CASE WHEN %(done)s THEN NULL ELSE worker END,"
@@ -142,6 +168,9 @@ class SliceLeases:
                 "errors": Jsonb(progress.errors),
                 "file_stats": _jsonb(progress.file_stats),
                 "done": progress.done,
+                "detail_pages": progress.details.pages,
+                "detail_records": progress.details.records,
+                "detail_missing": progress.details.missing,
             },
         )
         return found["job_status"] if found else None

@@ -67,6 +67,11 @@ STATEMENTS = (
     "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS file_stats jsonb",
     # Ledgers made before slices were served by size: the estimate's records of each slice.
     "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS expected_records bigint",
+    # Ledgers made before detail entities: the details a slice's checkpointed pages carried
+    # (published pages and records of its entity's detail entity, details that answered 404).
+    "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS detail_pages bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS detail_records bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE {s}.slices ADD COLUMN IF NOT EXISTS detail_missing bigint NOT NULL DEFAULT 0",
     "CREATE INDEX IF NOT EXISTS slices_worker ON {s}.slices (worker) WHERE worker IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS {s}.rate_limits (

@@ -17,6 +17,7 @@ import aiohttp
 from common.errors import ConfigError, Unreachable
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, HttpSourceSpec
+from common.spec_details import sliced_entities
 from extractor.auth import credentials
 
 CONFIG_STATUSES = {
@@ -40,7 +41,8 @@ async def check_source(settings: ExtractorSettings, spec: DatasetSpec) -> None:
     if not isinstance(spec.source, HttpSourceSpec):
         return
     base_url = (settings.extractor_source_url or spec.source.base_url).rstrip("/")
-    name, entity = next(iter(spec.entities.items()))
+    name = sliced_entities(spec)[0]  # a detail entity's path needs a parent record's id
+    entity = spec.entities[name]
     url = base_url + entity.path
     creds = credentials(spec.source.auth)
     timeout = aiohttp.ClientTimeout(

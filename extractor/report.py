@@ -28,6 +28,7 @@ class JobReport:
     landed: dict[str, dict[str, Any]] = field(default_factory=dict)
     complete: bool = True
     files: list[dict[str, Any]] = field(default_factory=list)
+    detail_missing: int = 0  # details that answered 404: counted, not failures
 
     @property
     def ok(self) -> bool:
@@ -49,6 +50,7 @@ class JobReport:
             "landed": self.landed,
             "complete": self.complete,
             "ok": self.ok,
+            "detail_missing": self.detail_missing,
             **({"files": self.files} if self.files else {}),
         }
 
@@ -80,12 +82,28 @@ def build_report(
                 "slices_failed": e.slices.get("failed", 0),
             }
             for name, e in sorted(snapshot.entities.items())
-        },
+        }
+        | _detail_entities(snapshot),
         errors=snapshot.errors,
         landed=_landed(events, started),
         complete=complete,
         files=snapshot.files,
+        detail_missing=snapshot.detail_missing,
     )
+
+
+def _detail_entities(snapshot: JobSnapshot) -> dict[str, dict[str, int]]:
+    """The report's rows of detail entities (fetched within their parents' slices)."""
+    return {
+        name: {
+            "pages": d.pages,
+            "records": d.records,
+            "slices_done": 0,
+            "slices_failed": 0,
+            "detail_missing": d.missing,
+        }
+        for name, d in sorted(snapshot.details.items())
+    }
 
 
 def _landed(
@@ -128,6 +146,11 @@ def print_report(report: JobReport, console: Console) -> None:
         errors = ", ".join(f"{kind} {count:,}" for kind, count in report.errors.items())
         console.print(
             f"errors by kind (failed requests, retried or not; records skipped): {errors}"
+        )
+    if report.detail_missing:
+        console.print(
+            f"detail_missing {report.detail_missing:,}: details that answered 404 (or whose"
+            " parent record has no value for the path), counted, not failures"
         )
     for item in report.files:
         if item["skipped"]:

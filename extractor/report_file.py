@@ -75,7 +75,13 @@ def _published(report: FullReport) -> str:
         for name, e in report.snapshot.entities.items()
     ]
     columns = ["entity", "slices done", "slices failed", "pages", "records"]
+    rows += [
+        [f"{name} (details of {d.parent})", "-", "-", d.pages, d.records]
+        for name, d in report.snapshot.details.items()
+    ]
     text = "## Published\n\n" + _table(columns, rows)
+    if report.snapshot.detail_missing:
+        text += f"\n\ndetail_missing: {report.snapshot.detail_missing:,} details answered 404."
     if report.snapshot.errors:
         errors = ", ".join(f"{kind} {n:,}" for kind, n in report.snapshot.errors.items())
         text += f"\n\nFailed requests and skipped records by kind: {errors}."

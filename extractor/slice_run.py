@@ -27,11 +27,13 @@ from common.outcomes import FailSlice
 from common.records import record_keys
 from common.resilience import Stopped, unless_stopped
 from common.spec import DatasetSpec
+from common.spec_details import detail_of
 from common.topology import Route
 from extractor import metrics
+from extractor.details import DetailPage, DetailRequests
 from extractor.fetch import RetryableSourceError, SourceError
 from extractor.leases import ClaimedSlice, Progress, SliceLeases
-from extractor.page_sources import PageSource, Source
+from extractor.page_sources import HttpSource, PageSource, Source
 from extractor.paginators import Page
 from extractor.queue_depth import NoConsumerError, QueueDepthGate
 
@@ -83,9 +85,10 @@ class SliceOutcome:
 
 @dataclass
 class _InFlight:
-    """A fetched page on its way: its publish (None for an empty page) and its checkpoint."""
+    """A fetched page on its way: its publish (None for an empty page; with its details,
+    if the entity has a detail entity) and its checkpoint."""
 
-    publish: asyncio.Future[None] | None
+    publish: asyncio.Future[DetailPage | None] | None
     records: int
     next_position: Any
     last: bool
@@ -109,6 +112,11 @@ class SliceRun:
         self.source: PageSource = job.source.pages(job.spec, claimed)
         self.errors: Counter[str] = Counter(claimed.errors)
         self.pages, self.records = claimed.pages, claimed.records
+        self.details = claimed.details
+        self.detail_requests = _detail_requests(job, claimed.entity)
+        self._published_entities = [claimed.entity]  # whose queues a page fills
+        if self.detail_requests is not None:
+            self._published_entities.append(self.detail_requests.name)
         self.next_page = claimed.next_page
         self._fetch_page = claimed.next_page
         self._stop: SliceOutcome | None = None
@@ -181,8 +189,9 @@ class SliceRun:
         when the slice stops instead (the worker stops, or a queue has no consumer)."""
         try:
             gate = self.job.depth_gate
-            if gate is not None and not await gate.wait(self.claimed.entity, self.stopping):
-                raise Stopped
+            for entity in self._published_entities:
+                if gate is not None and not await gate.wait(entity, self.stopping):
+                    raise Stopped
             await unless_stopped(self.in_flight.acquire(), self.stopping)
         except Stopped:
             self._halt(SliceOutcome("released"))
@@ -223,31 +232,58 @@ class SliceRun:
     def _send(self, page: Page) -> _InFlight:
         publish = None
         if page.records:
-            entity = self.job.spec.entities[self.claimed.entity]
-            batch = PageBatch(
-                self.job.job_id,
-                self.job.spec.name,
-                self.claimed.entity,
-                self.claimed.slice_id,
-                self._fetch_page,
-                page.records,
-                keys=record_keys(page.records, entity.key, entity.key_type),
-            )
+            batch = self._batch(self.claimed.entity, self._fetch_page, page.records)
             self._fetch_page += 1
-            route = self.job.routes[self.claimed.entity]
-            publish = asyncio.ensure_future(
-                publish_confirmed(
-                    self.job.exchange,
-                    route.routing_key,
-                    encode(batch),
-                    message_id=batch.message_id,
-                    headers=route.headers or None,
-                )
-            )
+            publish = asyncio.ensure_future(self._publish_page(batch))
             metrics.CONFIRMS_PENDING.inc()
             publish.add_done_callback(lambda _: metrics.CONFIRMS_PENDING.dec())
         last = page.next_position is None
         return _InFlight(publish, len(page.records), page.next_position, last, page.file_stats)
+
+    def _batch(self, entity_name: str, page: int, records: list[Any]) -> PageBatch:
+        """Page ``page`` of the slice as a batch of ``entity_name`` (a detail page takes its
+        parent page's number)."""
+        entity = self.job.spec.entities[entity_name]
+        return PageBatch(
+            self.job.job_id,
+            self.job.spec.name,
+            entity_name,
+            self.claimed.slice_id,
+            page,
+            records,
+            keys=record_keys(records, entity.key, entity.key_type),
+        )
+
+    async def _publish_page(self, batch: PageBatch) -> DetailPage | None:
+        """Publish a page and, with a detail entity, its details; done once all confirm."""
+        confirmed = asyncio.ensure_future(self._publish(batch))
+        if self.detail_requests is None:
+            await confirmed
+            return None
+        try:
+            details = await self.detail_requests.fetch(batch.records, self.errors)
+            if details.records:
+                child = self.detail_requests.name
+                await self._publish(self._batch(child, batch.page, details.records))
+        except BaseException:
+            _cancel_quietly(confirmed)
+            await asyncio.wait((confirmed,))
+            raise
+        await confirmed
+        return details
+
+    async def _publish(self, batch: PageBatch) -> None:
+        """Publish a batch to its entity's stores, confirmed (no route: no store takes it)."""
+        route = self.job.routes.get(batch.entity)
+        if route is None:
+            return
+        await publish_confirmed(
+            self.job.exchange,
+            route.routing_key,
+            encode(batch),
+            message_id=batch.message_id,
+            headers=route.headers or None,
+        )
 
     async def _checkpoint_in_order(self, queue: asyncio.Queue[_InFlight | None]) -> None:
         while (item := await queue.get()) is not None:
@@ -260,6 +296,9 @@ class SliceRun:
                 log.warning("publish failed job=%s slice=%s error=%s", *self._ids(), exc)
                 self._broken = True
                 self._halt(SliceOutcome("released", ("publish", str(exc))))
+            except (SourceError, RetryableSourceError, FailSlice) as exc:  # of a detail
+                self._broken = True
+                self._halt(SliceOutcome("failed", (exc.kind, str(exc))))
             except Exception as exc:  # the checkpointer must outlive a bug, or fetching stalls
                 log.exception("checkpoint failed job=%s slice=%s", *self._ids())
                 self._broken = True
@@ -269,7 +308,9 @@ class SliceRun:
 
     async def _confirm_and_checkpoint(self, item: _InFlight) -> None:
         if item.publish is not None:
-            await item.publish
+            details = await item.publish
+            if details is not None:
+                self.details = self.details.plus(len(details.records), details.missing)
             self.next_page += 1
             self.pages += 1
             self.records += item.records
@@ -284,6 +325,7 @@ class SliceRun:
             errors=dict(self.errors),
             done=item.last,
             file_stats=item.file_stats,
+            details=self.details,
         )
         job_status = await self.leases.checkpoint(*self._ids(), progress)
         if job_status is None:
@@ -309,14 +351,33 @@ class SliceRun:
         return self.claimed.job_id, self.claimed.slice_id
 
 
+def _detail_requests(job: JobContext, entity: str) -> DetailRequests | None:
+    """The detail requests of a slice of ``entity``, if it has a detail entity."""
+    child = detail_of(job.spec, entity)
+    if child is None or not isinstance(job.source, HttpSource):
+        return None
+    return DetailRequests(job.source.fetcher, child, job.spec.entities[child])
+
+
 def _discard(item: _InFlight) -> None:
     """Forget a page that will not be checkpointed (its outcome no longer matters)."""
-    if item.publish is None:
-        return
-    if not item.publish.done():
-        item.publish.cancel()
-    elif not item.publish.cancelled():
-        item.publish.exception()  # retrieved, so asyncio does not warn about it
+    if item.publish is not None:
+        _cancel_quietly(item.publish)
+
+
+def _cancel_quietly(future: asyncio.Future[Any]) -> None:
+    """Cancel a future whose outcome no longer matters; if it is over, retrieve its error,
+    so asyncio does not warn about it."""
+    if not future.done():
+        future.cancel()
+        future.add_done_callback(_retrieve)
+    else:
+        _retrieve(future)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _release_all(queue: asyncio.Queue[_InFlight | None], in_flight: PageSlots) -> None:

@@ -20,6 +20,19 @@ class EntityTotals:
     slices: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0  # dump files: bytes on disk read (a done file counts whole)
     bytes_total: int = 0
+    detail_pages: int = 0  # of the entity's detail entity, carried by its slices
+    detail_records: int = 0
+    detail_missing: int = 0
+
+
+@dataclass(frozen=True)
+class DetailTotals:
+    """A detail entity's published pages and records, and its details that were missing."""
+
+    parent: str
+    pages: int
+    records: int
+    missing: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,24 @@ class JobSnapshot:
     @property
     def records(self) -> int:
         return sum(e.records for e in self.entities.values())
+
+    @property
+    def details(self) -> dict[str, DetailTotals]:
+        """Per detail entity of the job's spec: what its parent's slices carried of it."""
+        totals = {}
+        for name, entity in self.job.spec_body.get("entities", {}).items():
+            parent = (entity.get("parent") or {}).get("entity")
+            if parent is not None:
+                of = self.entities.get(parent, EntityTotals())
+                totals[name] = DetailTotals(
+                    parent, of.detail_pages, of.detail_records, of.detail_missing
+                )
+        return totals
+
+    @property
+    def detail_missing(self) -> int:
+        """Details that answered 404 (or whose parent record lacked the path's field)."""
+        return sum(e.detail_missing for e in self.entities.values())
 
     @property
     def pages(self) -> int:
@@ -135,10 +166,8 @@ class JobSnapshot:
             "records_per_second": round(self.records_per_second, 1),
             "pages_per_second": round(self.pages / self.seconds, 2),
             "estimate": job.estimate,
-            "entities": {
-                name: {"pages": e.pages, "records": e.records, "slices": e.slices}
-                for name, e in self.entities.items()
-            },
+            "entities": self._entities_dict(),
+            "detail_missing": self.detail_missing,
             "errors": self.errors,
             "failed_slices": [vars(f) for f in self.failed],
             "workers": self.workers,
@@ -155,6 +184,25 @@ class JobSnapshot:
                 for h in self.holds
             ],
             **self._dump_dict(),
+        }
+
+    def _entities_dict(self) -> dict[str, Any]:
+        """Per entity, its slices' pages and records; a detail entity's from its parent's."""
+        return {
+            **{
+                name: {"pages": e.pages, "records": e.records, "slices": e.slices}
+                for name, e in self.entities.items()
+            },
+            **{
+                name: {
+                    "pages": d.pages,
+                    "records": d.records,
+                    "slices": {},
+                    "detail_of": d.parent,
+                    "detail_missing": d.missing,
+                }
+                for name, d in self.details.items()
+            },
         }
 
     def _dump_dict(self) -> dict[str, Any]:
@@ -174,7 +222,10 @@ async def read_snapshot(ledger: Ledger, job_id: str, *, details: bool = True) ->
         " sum(records)::bigint AS records, clock_timestamp() AS now,"
         " coalesce(sum((file_stats->>CASE WHEN status = 'done' THEN 'bytes_total'"
         "  ELSE 'bytes_read' END)::bigint), 0)::bigint AS bytes_read,"
-        " coalesce(sum((file_stats->>'bytes_total')::bigint), 0)::bigint AS bytes_total"
+        " coalesce(sum((file_stats->>'bytes_total')::bigint), 0)::bigint AS bytes_total,"
+        " sum(detail_pages)::bigint AS detail_pages,"
+        " sum(detail_records)::bigint AS detail_records,"
+        " sum(detail_missing)::bigint AS detail_missing"
         " FROM {s}.slices WHERE job_id = %s GROUP BY entity, status ORDER BY entity",
         (job_id,),
     )
@@ -205,6 +256,9 @@ def _entities(rows: list[dict[str, Any]]) -> dict[str, EntityTotals]:
             slices={**before.slices, row["status"]: row["slices"]},
             bytes_read=before.bytes_read + row["bytes_read"],
             bytes_total=before.bytes_total + row["bytes_total"],
+            detail_pages=before.detail_pages + row["detail_pages"],
+            detail_records=before.detail_records + row["detail_records"],
+            detail_missing=before.detail_missing + row["detail_missing"],
         )
     return entities
 

@@ -51,12 +51,15 @@ def job_routes(
 
 
 def routed_entities(spec: DatasetSpec, stores: list[str]) -> set[str]:
-    """The entities some chosen store takes (the others are not fetched at all); with no
-    consumer configured (AMQP_CONSUMERS empty: queues bound by hand), every entity."""
+    """The entities some chosen store takes (the others are not fetched at all), and the
+    parents of those that are detail entities; with no consumer configured (AMQP_CONSUMERS
+    empty: queues bound by hand), every entity."""
     if not stores:
         return set(spec.entities)
-    return {
+    routed = {
         name
         for name, entity in spec.entities.items()
         if any(consumes(store, entity) for store in stores)
     }
+    parents = {e.parent.entity for n, e in spec.entities.items() if e.parent and n in routed}
+    return routed | parents

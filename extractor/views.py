@@ -141,6 +141,11 @@ def print_status(console: Console, snapshot: JobSnapshot) -> None:
             f"; shared rate limit {snapshot.rate:,.1f} req/s (lowered {snapshot.throttled} times)"
         )
     console.print(workers)
+    for name, detail in snapshot.details.items():
+        console.print(
+            f"details {name} (of {detail.parent}): {detail.records:,} records in"
+            f" {detail.pages:,} pages; detail_missing {detail.missing:,} (404)"
+        )
     if snapshot.errors:
         console.print("errors: " + _errors(snapshot.errors))
 
@@ -182,6 +187,8 @@ def print_ledger_report(console: Console, snapshot: JobSnapshot) -> None:
         f"{_seconds(data['duration_seconds'])} ({data['records_per_second']:,.0f} records/s, "
         f"{data['pages_per_second']:,.1f} pages/s)"
     )
+    if data["detail_missing"]:
+        console.print(f"detail_missing {data['detail_missing']:,}: details that answered 404")
     if data["errors"]:
         console.print(_kinds_table(data["errors"]))
     if data.get("files"):
