@@ -19,18 +19,21 @@ import aiohttp
 import psycopg
 import pytest
 import yaml
+from aiohttp import web
 from neo4j import AsyncDriver
 
 from common.spec import BUNDLED_DIR
 from demoapi import Dataset, serve_demo_api
 from demoapi.details import detail_missing
 from extractor.backfill import JobOptions, run_backfill
+from tests.extractor import support
 from tests.extractor.support import (
     delete_queue,
     extractor_env,
     extractor_process,
     ledger_row,
     running_tableinator,
+    serving,
     wait_exit,
     wait_for,
 )
@@ -195,3 +198,33 @@ async def test_kill_9_mid_slice_then_resume_lands_the_same_details_without_refet
     assert served["distinct"] == size
     assert served["repeated"] <= in_flight * PAGE_SIZE, served
     assert f"detail_missing {size - len(found)} (404)" in status
+
+
+async def test_a_detail_failing_after_its_retries_fails_the_slice_with_the_reason(
+    details_spec: Path,
+    namespace: str,
+    pg: psycopg.AsyncConnection[Any],
+    amqp: Any,
+    detail_queues: None,
+) -> None:
+    dataset = Dataset(size=150, days=DAYS)
+    async with serve_demo_api(dataset) as upstream, aiohttp.ClientSession() as session:
+
+        async def details_down(request: web.Request) -> web.Response:
+            if request.path.startswith("/replays/"):
+                return web.Response(status=500)
+            async with session.get(upstream + request.path_qs) as response:
+                body = await response.read()
+                return web.Response(body=body, content_type="application/json")
+
+        async with serving(details_down) as url, running_tableinator(details_spec, namespace):
+            settings = support.extractor_settings(
+                details_spec, url, namespace, extractor_max_retries=1
+            )
+            report = await run_backfill(settings, JobOptions(wait_timeout=60))
+    assert report.status == "failed"
+    assert len(report.failed_slices) == DAYS
+    for error in report.failed_slices.values():
+        assert error.startswith("http_5xx: HTTP 500 from "), error
+        assert "/replays/" in error
+    assert report.entities[CHILD]["records"] == 0
