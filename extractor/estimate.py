@@ -15,6 +15,7 @@ from typing import Any
 
 from common.records import get_path
 from common.spec import BeforeTimestampPaginator, DatasetSpec, EntitySpec, EstimateSpec
+from common.spec_details import detail_of
 from extractor.fetch import JsonFetcher
 from extractor.page_sources import window_params
 from extractor.paginators import Response, Window, paginator_for
@@ -132,6 +133,8 @@ def summarise(
         records += count
         pages += pages_for(count, size)
         requests += requests_for(count, size)
+        if detail_of(spec, item.entity) is not None:
+            requests += count  # each record fetched again by id
     return JobEstimate(
         method=method,
         slices=len(slices),

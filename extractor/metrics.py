@@ -28,6 +28,11 @@ RECORDS = Counter(
     "Records in pages published and confirmed.",
     ("dataset", "entity"),
 )
+DETAILS_MISSING = Counter(
+    "backfill_extractor_details_missing_total",
+    "Details (records fetched again by id) that answered 404, in checkpointed pages.",
+    ("dataset", "entity"),
+)
 SLICES = Counter(
     "backfill_extractor_slice_runs_total",
     "Slice runs in this process by how they ended (done, failed, cancelled, released, lost).",

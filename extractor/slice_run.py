@@ -309,14 +309,14 @@ class SliceRun:
     async def _confirm_and_checkpoint(self, item: _InFlight) -> None:
         if item.publish is not None:
             details = await item.publish
-            if details is not None:
-                self.details = self.details.plus(len(details.records), details.missing)
             self.next_page += 1
             self.pages += 1
             self.records += item.records
             labels = (self.job.spec.name, self.claimed.entity)
             metrics.PAGES.labels(*labels).inc()
             metrics.RECORDS.labels(*labels).inc(item.records)
+            if details is not None:
+                self._count_details(details)
         progress = Progress(
             cursor={"position": item.next_position},
             next_page=self.next_page,
@@ -336,6 +336,15 @@ class SliceRun:
             self._done = True
         elif job_status == "cancelling":
             self._halt(SliceOutcome("cancelled"))
+
+    def _count_details(self, details: DetailPage) -> None:
+        assert self.detail_requests is not None
+        self.details = self.details.plus(len(details.records), details.missing)
+        labels = (self.job.spec.name, self.detail_requests.name)
+        if details.records:
+            metrics.PAGES.labels(*labels).inc()
+            metrics.RECORDS.labels(*labels).inc(len(details.records))
+        metrics.DETAILS_MISSING.labels(*labels).inc(details.missing)
 
     async def _conclude(self) -> SliceOutcome:
         if self._done:

@@ -22,10 +22,11 @@ import yaml
 from aiohttp import web
 from neo4j import AsyncDriver
 
-from common.spec import BUNDLED_DIR
+from common.spec import BUNDLED_DIR, DatasetSpec, load_spec
 from demoapi import Dataset, serve_demo_api
 from demoapi.details import detail_missing
-from extractor.backfill import JobOptions, run_backfill
+from extractor.backfill import JobOptions, estimate, plan, run_backfill
+from extractor.estimate import JobEstimate
 from tests.extractor import support
 from tests.extractor.support import (
     delete_queue,
@@ -228,3 +229,17 @@ async def test_a_detail_failing_after_its_retries_fails_the_slice_with_the_reaso
         assert error.startswith("http_5xx: HTTP 500 from "), error
         assert "/replays/" in error
     assert report.entities[CHILD]["records"] == 0
+
+
+async def test_the_dry_run_counts_a_request_per_detail(details_spec: Path, namespace: str) -> None:
+    spec = load_spec(details_spec)
+    without = DatasetSpec.model_validate(
+        {**spec.model_dump(), "entities": {"replays": spec.entities["replays"].model_dump()}}
+    )
+    async with serve_demo_api(Dataset(size=SIZE, days=DAYS)) as url:
+        settings = support.extractor_settings(details_spec, url, namespace)
+        sized = [await estimate(settings, s, plan(s, JobOptions())) for s in (spec, without)]
+    assert all(isinstance(e, JobEstimate) and e.requests for e in sized)
+    with_details, pages_only = (e.requests for e in sized if isinstance(e, JobEstimate))
+    assert with_details == pages_only + SIZE
+    assert sized[0].records == sized[1].records == SIZE
