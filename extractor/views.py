@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -12,6 +13,7 @@ from common.spec import DatasetSpec
 from extractor.dump_estimate import DumpEstimate
 from extractor.dump_files import FilePlan
 from extractor.estimate import JobEstimate
+from extractor.page_sources import first_request
 from extractor.planner import Slice
 from extractor.ratelimit import RatePolicy
 from extractor.snapshot import JobSnapshot
@@ -29,21 +31,38 @@ def print_plan(
     slices: list[Slice],
     sized: JobEstimate | None,
     policy: RatePolicy,
+    base_url: str = "",
 ) -> None:
     table = Table(title=f"{spec.name}: {len(slices)} slices (dry run, nothing published)")
-    for column in ("slice", "from", "to", "records", "pages"):
+    for column in ("slice", "from", "to", "records", "pages", "first request"):
         table.add_column(column, justify="right" if column in ("records", "pages") else "left")
     per_slice = sized.per_slice if sized else {}
-    for item in slices[:PLAN_ROWS]:
+    requests = first_requests(spec, slices[:PLAN_ROWS], base_url)
+    for item, request in zip(slices[:PLAN_ROWS], requests, strict=True):
         count = per_slice.get(item.slice_id)
         size = spec.entities[item.entity].paginator
         pages = "-" if count is None or size is None else f"{-(-count // size.page_size):,}"
         records = "-" if count is None else f"{count:,}"
-        table.add_row(item.slice_id, iso(item.window.start), iso(item.window.end), records, pages)
+        query = orjson.dumps(request["params"]).decode()
+        sent = f"{request['paginator']}  {request['path']}  params: {query}"
+        table.add_row(
+            item.slice_id, iso(item.window.start), iso(item.window.end), records, pages, sent
+        )
     if len(slices) > PLAN_ROWS:
-        table.add_row(f"... {len(slices) - PLAN_ROWS} more", "", "", "", "")
+        table.add_row(f"... {len(slices) - PLAN_ROWS} more", "", "", "", "", "")
     console.print(table)
     console.print(describe_estimate(sized, policy))
+
+
+def first_requests(spec: DatasetSpec, slices: list[Slice], base_url: str) -> list[dict[str, Any]]:
+    """Per slice, its paginator's kind and the path and params of its first request."""
+    shown = []
+    for item in slices:
+        entity = spec.entities[item.entity]
+        path, params = first_request(entity, item.window, base_url)
+        kind = entity.paginator.kind if entity.paginator else "-"
+        shown.append({"slice_id": item.slice_id, "paginator": kind, "path": path, "params": params})
+    return shown
 
 
 def print_dump_plan(
