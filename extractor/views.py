@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -34,24 +34,36 @@ def print_plan(
     base_url: str = "",
 ) -> None:
     table = Table(title=f"{spec.name}: {len(slices)} slices (dry run, nothing published)")
-    for column in ("slice", "from", "to", "records", "pages", "first request"):
+    for column in ("slice", "from", "to", "records", "pages"):
         table.add_column(column, justify="right" if column in ("records", "pages") else "left")
     per_slice = sized.per_slice if sized else {}
-    requests = first_requests(spec, slices[:PLAN_ROWS], base_url)
-    for item, request in zip(slices[:PLAN_ROWS], requests, strict=True):
+    for item in slices[:PLAN_ROWS]:
         count = per_slice.get(item.slice_id)
         size = spec.entities[item.entity].paginator
         pages = "-" if count is None or size is None else f"{-(-count // size.page_size):,}"
         records = "-" if count is None else f"{count:,}"
-        query = orjson.dumps(request["params"]).decode()
-        sent = f"{request['paginator']}  {request['path']}  params: {query}"
-        table.add_row(
-            item.slice_id, iso(item.window.start), iso(item.window.end), records, pages, sent
-        )
+        table.add_row(item.slice_id, iso(item.window.start), iso(item.window.end), records, pages)
     if len(slices) > PLAN_ROWS:
-        table.add_row(f"... {len(slices) - PLAN_ROWS} more", "", "", "", "", "")
+        table.add_row(f"... {len(slices) - PLAN_ROWS} more", "", "", "", "")
     console.print(table)
+    print_first_requests(console, spec, slices, base_url)
     console.print(describe_estimate(sized, policy))
+
+
+def print_first_requests(
+    console: Console, spec: DatasetSpec, slices: list[Slice], base_url: str
+) -> None:
+    """One line per slice (the first PLAN_ROWS): its window, paginator and first request."""
+    console.print("first request of each slice (credentials are added when it is sent):")
+    shown = slices[:PLAN_ROWS]
+    for item, request in zip(shown, first_requests(spec, shown, base_url), strict=True):
+        line = (
+            f"  {iso(item.window.start)} .. {iso(item.window.end)}  {request['paginator']}"
+            f"  {request['path']}  params: {json.dumps(request['params'])}"
+        )
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if len(slices) > PLAN_ROWS:
+        console.print(f"  ... and {len(slices) - PLAN_ROWS} more slices alike")
 
 
 def first_requests(spec: DatasetSpec, slices: list[Slice], base_url: str) -> list[dict[str, Any]]:

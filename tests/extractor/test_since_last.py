@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -252,3 +253,12 @@ def test_a_wrong_since_last_is_one_line_and_exit_2(
     assert code == 2, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == ["extractor: " + message.format(namespace=namespace)]
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_help_explains_the_flags(command: str, tmp_path: Path) -> None:
+    code, out, _ = extractor_cli([command, "--help"], {**os.environ, "COLUMNS": "100"}, tmp_path)
+    assert code == 0
+    text = " ".join(out.split())
+    assert "--since-last incremental: start where the ledger's complete coverage" in text
+    assert "--lookback DURATION with --since-last: start this much earlier, e.g. 30m, 2h" in text

@@ -7,6 +7,8 @@ that land are exactly those of the windows (no slice got every record)."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +28,7 @@ from extractor.page_sources import first_request
 from extractor.paginators import Window
 from tests.extractor.support import (
     delete_queue,
+    extractor_env,
     extractor_settings,
     ledger_row,
     running_tableinator,
@@ -137,3 +140,25 @@ async def test_each_slice_sends_its_own_window_and_lands_only_its_records(
 
 def _days() -> list[dt.datetime]:
     return [START + dt.timedelta(days=n) for n in range(DAYS)]
+
+
+def test_plan_prints_each_slices_paginator_and_window_params(
+    demo_spec_file: Path, namespace: str, tmp_path: Path
+) -> None:
+    spec = shaped(demo_spec_file, "offset")
+    env = extractor_env(spec, "http://127.0.0.1:9", namespace)  # --no-estimate: never asked
+    args = ["plan", "--start", START.date().isoformat(), "--end", END.date().isoformat()]
+    done = subprocess.run(
+        [sys.executable, "-m", "extractor", *args, "--no-estimate"],
+        env={**env, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    for day in _days():
+        start, end = int(day.timestamp()), int(day.timestamp()) + 86_400
+        params = f'{{"after": {start}, "before": {end}, "offset": 0, "limit": 40}}'
+        window = f"{day:%Y-%m-%d} 00:00 .. {day + dt.timedelta(days=1):%Y-%m-%d} 00:00"
+        assert f"{window}  offset  /offset.json  params: {params}" in lines, done.stdout
