@@ -38,11 +38,16 @@ with publisher confirms, and checkpoint it once confirmed. Jobs can be resumed, 
 cancelled and reported on. Settings come from environment variables (the README has the
 table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
 
+`run --since-last` (a scheduled, incremental run) goes from where the ledger's complete
+coverage of the dataset ends (never past a failed or unfinished slice) to now; `plan
+--since-last` shows that window. `plan` prints each slice's paginator and the params of
+its first request.
+
 Before planning (`run`) or estimating (`plan`), the source is asked once with no retry.
-Exit codes: 0 done; 1 the job ended with failed slices or a store did not report; 2 a
-configuration error (a bad spec or setting, or 401/403/404 on that first request); 3 the
-source did not answer (connection refused, DNS, TLS, no answer in time), or the ledger
-database did not within 15 s; 130 interrupted
+Exit codes: 0 done (or, with --since-last, nothing to do); 1 the job ended with failed
+slices or a store did not report; 2 a configuration error (a bad spec or setting, or
+401/403/404 on that first request); 3 the source did not answer (connection refused, DNS,
+TLS, no answer in time), or the ledger database did not within 15 s; 130 interrupted
 by SIGTERM/SIGINT (resumable with `extractor resume JOB`).
 """
 EXIT_CONFIG = 2  # the spec or a setting is wrong (also 401/403/404 on the first request)

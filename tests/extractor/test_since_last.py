@@ -24,7 +24,7 @@ from aiohttp import web
 
 from demoapi import Dataset, serve_demo_api
 from demoapi.dataset import DEFAULT_END
-from extractor.backfill import JobOptions, retry_failed, run_backfill
+from extractor.backfill import JobOptions, NothingToDo, retry_failed, run_backfill
 from extractor.report import JobReport
 from tests.extractor.support import (
     delete_queue,
@@ -219,6 +219,9 @@ async def test_nothing_to_do_exits_0_and_plans_no_job(
         code, out, err = await asyncio.to_thread(
             extractor_cli, ["run", "--since-last", "--no-estimate"], env, tmp_path
         )
+        settings = extractor_settings(spec, url, namespace)
+        with pytest.raises(NothingToDo, match=r"^since last: nothing to do: "):
+            await run_backfill(settings, JobOptions(since_last=True, estimate=False))
     assert ahead.ok
     assert code == 0, err
     assert out.strip().startswith(f"since last: nothing to do: the start {tomorrow + DAY:%Y-%m-%d}")
