@@ -71,6 +71,15 @@ class OpenSlice:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A window an earlier job tried and did not land, and why."""
+
+    start: int
+    end: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class JobCoverage:
     """What one earlier job says about the dataset's windows (``Ledger.coverage``)."""
 
@@ -85,15 +94,21 @@ class JobCoverage:
     def complete_for(self, needed: frozenset[Pair]) -> bool:
         return self.status == "done" and needed <= self.pairs and needed <= self.finalised
 
-    def gaps(self, needed: frozenset[Pair]) -> list[OpenSlice]:
-        """Its slices the new run must not skip (none if it shares no pair with it)."""
+    def gaps(self, needed: frozenset[Pair]) -> list[Gap]:
+        """Its windows the new run must not skip (none if it shares no pair with it)."""
         shared = needed & self.pairs
         if not shared:
             return []
+        missing = sorted({consumer for consumer, _ in shared - self.finalised})
+        if missing:  # nothing of it is known to have landed
+            why = f"job {self.job_id} ({self.status}) not finalised by {', '.join(missing)}"
+            return [Gap(self.start, self.end, why)]
         entities = {entity for _, entity in shared}
-        if not shared <= self.finalised:  # nothing of it is known to have landed
-            return [OpenSlice(f"{self.job_id} (whole job)", "", "not finalised", *self.span)]
-        return [s for s in self.open_slices if s.entity in entities]
+        return [
+            Gap(s.start, s.end, f"slice {s.slice_id} of job {self.job_id} {s.status}")
+            for s in self.open_slices
+            if s.entity in entities
+        ]
 
     @property
     def span(self) -> tuple[int, int]:
@@ -145,7 +160,7 @@ def since_last_start(
         for gap in job.gaps(needed):
             if gap.end <= covered[0][0] or gap.start >= point.at or inside(covered, gap):
                 continue
-            point = StartPoint(gap.start, f"{gap.slice_id} of job {job.job_id}: {gap.status}")
+            point = StartPoint(gap.start, gap.reason)
     return point
 
 
@@ -160,7 +175,7 @@ def merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return joined
 
 
-def inside(covered: list[tuple[int, int]], gap: OpenSlice) -> bool:
+def inside(covered: list[tuple[int, int]], gap: Gap) -> bool:
     """Whether another, complete job covered the gap's whole window."""
     return any(start <= gap.start and gap.end <= end for start, end in covered)
 

@@ -96,7 +96,7 @@ def test_a_failed_slice_between_complete_jobs_is_the_start() -> None:
     jobs = [job("a", 1, 3), job("b", 3, 5, "failed", failed=(4,)), job("c", 5, 6)]
     point = since_last_start(jobs, BOTH, "demo")
     assert point.at == day(4)
-    assert point.reason == "replays:day4 of job b: failed"
+    assert point.reason == "slice replays:day4 of job b failed"
 
 
 def test_the_earliest_of_several_gaps_wins() -> None:
@@ -118,7 +118,7 @@ def test_a_job_not_finalised_by_a_store_counts_whole() -> None:
     half = job("b", 3, 5, finalised=TABLE)  # graphinator never reported it
     point = since_last_start([job("a", 1, 3), half, job("c", 5, 6)], BOTH, "demo")
     assert point.at == day(3)
-    assert point.reason == "b (whole job) of job b: not finalised"
+    assert point.reason == "job b (done) not finalised by graphinator"
 
 
 def test_a_running_job_counts_whole() -> None:

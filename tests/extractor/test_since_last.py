@@ -148,7 +148,7 @@ async def test_since_last_starts_at_a_gap_never_past_it_and_lookback_moves_it_ba
         healed = await asyncio.to_thread(since_last_plan, spec, url, namespace, tmp_path)
     assert gap["since_last"]["start"] == day(4).isoformat()
     assert gap["since_last"]["reason"] == (
-        f"replays:{day(4):%Y-%m-%d} of job {namespace}-b: failed"
+        f"slice replays:{day(4):%Y-%m-%d} of job {namespace}-b failed"
     )
     assert gap["slices"] == 4  # days 4..7, to --end day 8
     assert gap["requests"][-1]["params"] == {
