@@ -166,6 +166,33 @@ async def test_since_last_starts_at_a_gap_never_past_it_and_lookback_moves_it_ba
     assert await table_counts(pg, namespace) == (up_to_day_6, up_to_day_6)
 
 
+async def test_a_job_whose_stores_did_not_report_is_fetched_again(
+    spec: Path,
+    namespace: str,
+    pg: psycopg.AsyncConnection[Any],
+    amqp: Any,
+    work_queue_deleted: None,
+    tmp_path: Path,
+) -> None:
+    async with (
+        serve_demo_api(Dataset(size=SIZE, days=6)) as url,
+        running_tableinator(spec, namespace),
+    ):
+        await run_window(spec, url, namespace, f"{namespace}-a", day(1), day(3))
+        settings = extractor_settings(spec, url, namespace)
+        unwaited = JobOptions(
+            start=day(3), end=day(5), job_id=f"{namespace}-b", estimate=False, wait=False
+        )
+        b = await run_backfill(settings, unwaited)
+        await run_window(spec, url, namespace, f"{namespace}-c", day(5), day(6))
+        plan = await asyncio.to_thread(since_last_plan, spec, url, namespace, tmp_path)
+    assert b.status == "done"
+    assert plan["since_last"]["start"] == day(3).isoformat()
+    assert plan["since_last"]["reason"] == (
+        f"job {namespace}-b (done) not finalised by tableinator"
+    )
+
+
 async def test_run_since_last_lands_the_rest_from_the_last_end_to_now(
     spec: Path,
     namespace: str,
