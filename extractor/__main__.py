@@ -19,17 +19,14 @@ from rich.console import Console
 from common.consumer import configure_logging, tune_garbage_collector
 from common.errors import ConfigError, Unreachable
 from common.settings import DatasetSettings, ExtractorSettings
-from common.spec import DatasetSpec, DumpSourceSpec, load_spec
-from extractor import backfill, dlq_cli
+from extractor import backfill, dlq_cli, plan_cli
 from extractor.backfill import Interrupted, JobOptions
-from extractor.dump_estimate import DumpEstimate
-from extractor.estimate import JobEstimate
-from extractor.preflight import SourceUnreachable, check_source
-from extractor.ratelimit import rate_policy
+from extractor.incremental import parse_duration
+from extractor.preflight import SourceUnreachable
 from extractor.report import JobReport, print_report
 from extractor.report_data import load_report
 from extractor.report_file import default_path, print_sections, write_report
-from extractor.views import print_dump_plan, print_ledger_report, print_plan, print_status
+from extractor.views import print_ledger_report, print_status
 
 DESCRIPTION = """\
 The backfill driver. Plans a dataset's date range into slices (e.g. one per day), or a dump
@@ -41,11 +38,16 @@ with publisher confirms, and checkpoint it once confirmed. Jobs can be resumed, 
 cancelled and reported on. Settings come from environment variables (the README has the
 table): AMQP_CONNECTION, POSTGRES_*, DATASET_SPEC, EXTRACTOR_*.
 
+`run --since-last` (a scheduled, incremental run) goes from where the ledger's complete
+coverage of the dataset ends (never past a failed or unfinished slice) to now; `plan
+--since-last` shows that window. `plan` prints each slice's paginator and the params of
+its first request.
+
 Before planning (`run`) or estimating (`plan`), the source is asked once with no retry.
-Exit codes: 0 done; 1 the job ended with failed slices or a store did not report; 2 a
-configuration error (a bad spec or setting, or 401/403/404 on that first request); 3 the
-source did not answer (connection refused, DNS, TLS, no answer in time), or the ledger
-database did not within 15 s; 130 interrupted
+Exit codes: 0 done (or, with --since-last, nothing to do); 1 the job ended with failed
+slices or a store did not report; 2 a configuration error (a bad spec or setting, or
+401/403/404 on that first request); 3 the source did not answer (connection refused, DNS,
+TLS, no answer in time), or the ledger database did not within 15 s; 130 interrupted
 by SIGTERM/SIGINT (resumable with `extractor resume JOB`).
 """
 EXIT_CONFIG = 2  # the spec or a setting is wrong (also 401/403/404 on the first request)
@@ -84,10 +86,17 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
         "--base-path",
         help="dumps: the directory of the files instead of the spec's (EXTRACTOR_DUMP_PATH)",
     )
-    scope.add_argument("--start", type=_date, help="first day of the range (default: the spec's)")
     scope.add_argument(
-        "--end", type=_date, help="end of the range, exclusive (default: the spec's)"
+        "--start",
+        type=_date,
+        help="first day of the range (default: the spec's; not with --since-last)",
     )
+    scope.add_argument(
+        "--end",
+        type=_date,
+        help="end of the range, exclusive (default: the spec's; with --since-last, now)",
+    )
+    _since_last_flags(scope)
     scope.add_argument("--no-estimate", action="store_true", help="do not ask the source for sizes")
     scope.add_argument(
         "--all-files",
@@ -111,6 +120,22 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 PARENTS = ("spec", "url", "scope", "driving", "job", "json")
+
+
+def _since_last_flags(scope: argparse.ArgumentParser) -> None:
+    scope.add_argument(
+        "--since-last",
+        action="store_true",
+        help="incremental: start where the ledger's complete coverage of the dataset ends (the"
+        " newest job done and finalised by every store, or the first failed or unfinished"
+        " slice after the oldest such job, rounded down to the slicing unit) and end now",
+    )
+    scope.add_argument(
+        "--lookback",
+        metavar="DURATION",
+        help="with --since-last: start this much earlier, e.g. 30m, 2h, 1d, 1h30m, PT2H"
+        " (records that arrived late at the source)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,7 +188,14 @@ def _settings(args: argparse.Namespace) -> ExtractorSettings:
 
 
 def _options(args: argparse.Namespace) -> JobOptions:
+    since_last, lookback = getattr(args, "since_last", False), getattr(args, "lookback", None)
+    if since_last and args.start is not None:
+        raise ConfigError("--since-last and --start exclude each other: the ledger sets the start")
+    if lookback is not None and not since_last:
+        raise ConfigError("--lookback goes with --since-last")
     return JobOptions(
+        since_last=since_last,
+        lookback=dt.timedelta() if lookback is None else parse_duration(lookback),
         start=getattr(args, "start", None),
         end=getattr(args, "end", None),
         wait=not getattr(args, "no_wait", False),
@@ -190,6 +222,12 @@ async def _drive(args: argparse.Namespace, settings: ExtractorSettings) -> int:
     options = _options(args)
     try:
         if args.command == "run":
+            if options.since_last:
+                window = await backfill.since_last(settings, options)
+                print(window.describe())  # one line, unwrapped: cron logs grep it
+                if window.nothing_to_do:
+                    return 0
+                options = window.options(options)
             report = await backfill.run_backfill(settings, options, console, interrupt)
         elif args.command == "resume":
             report = await backfill.resume_backfill(
@@ -215,45 +253,7 @@ def _output(report: JobReport, json_path: Path | None) -> None:
 
 
 async def _plan(args: argparse.Namespace, settings: ExtractorSettings) -> int:
-    spec = load_spec(settings.dataset.dataset_spec)
-    if isinstance(spec.source, DumpSourceSpec):
-        return await _plan_dump(args, settings, spec)
-    options = _options(args)
-    slices = backfill.plan(spec, options)
-    if not args.no_estimate:
-        await check_source(settings, spec)  # a dry run checks the source: fail in seconds
-    sized = None if args.no_estimate else await backfill.estimate(settings, spec, slices)
-    if args.json:
-        body = {"dataset": spec.name, "slices": len(slices), "estimate": sized and sized.as_dict()}
-        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
-    else:
-        policy = rate_policy(spec)
-        assert isinstance(sized, JobEstimate | None) and policy is not None
-        print_plan(Console(), spec, slices, sized, policy)
-    return 0
-
-
-async def _plan_dump(
-    args: argparse.Namespace, settings: ExtractorSettings, spec: DatasetSpec
-) -> int:
-    """The files of a dump job, which were chosen, and their estimated size."""
-    plan = backfill.plan_dump(spec, _options(args), dump_path=settings.extractor_dump_path)
-    sized = None if args.no_estimate else await backfill.estimate(settings, spec, plan.slices)
-    assert isinstance(sized, DumpEstimate | None)
-    if args.json:
-        body = {
-            "dataset": spec.name,
-            "base_path": str(plan.base_path),
-            "slices": [
-                {"slice_id": s.slice_id, "file": s.file, "size": s.file_size} for s in plan.slices
-            ],
-            "files_chosen": plan.notes,
-            "estimate": sized and sized.as_dict(with_slices=True),
-        }
-        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print_dump_plan(Console(), spec, plan, sized)
-    return 0
+    return await plan_cli.run(args, settings, _options(args))
 
 
 async def _worker(_args: argparse.Namespace, settings: ExtractorSettings) -> int:

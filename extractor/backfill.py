@@ -24,6 +24,7 @@ from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
 from common.spec_details import sliced_entities
+from extractor import incremental
 from extractor.auth import credentials
 from extractor.breaker import CircuitBreaker
 from extractor.driver import Interrupted, drive
@@ -31,6 +32,7 @@ from extractor.dump_estimate import DumpEstimate, estimate_files
 from extractor.dump_files import FilePlan, plan_files, resolve_base_path
 from extractor.estimate import JobEstimate, estimate_job
 from extractor.fetch import JsonFetcher, http_session
+from extractor.incremental import NothingToDo, SinceLast
 from extractor.ledger import NewJob, open_ledger
 from extractor.options import JobOptions
 from extractor.planner import Slice, plan_slices
@@ -45,6 +47,7 @@ __all__ = [
     "Interrupted",
     "JobOptions",
     "JobReport",
+    "NothingToDo",
     "cancel",
     "create_job",
     "estimate",
@@ -55,6 +58,7 @@ __all__ = [
     "retry_failed",
     "run_backfill",
     "run_worker",
+    "since_last",
 ]
 log = logging.getLogger(__name__)
 
@@ -152,6 +156,8 @@ async def create_job(
 ) -> tuple[str, list[str]]:
     """Plan a new job into the ledger (nothing queued or run); its id and slices in run order."""
     planning = time.monotonic()
+    if options.since_last:  # NothingToDo when the ledger's coverage reaches the end already
+        options = (await since_last(settings, options)).options(options)
     spec = load_spec(settings.dataset.dataset_spec)
     await check_source(settings, spec)  # before anything is planned into the ledger
     requested = list(options.stores) if options.stores else None
@@ -183,6 +189,15 @@ async def create_job(
         await ledger.create_job(job, slices, rate_policy(spec))
     log.info("job planned job=%s dataset=%s slices=%d", job_id, spec.name, len(slices))
     return job_id, largest_first(slices, sized)
+
+
+async def since_last(
+    settings: ExtractorSettings, options: JobOptions, now: dt.datetime | None = None
+) -> SinceLast:
+    """The window of an incremental run (``options.since_last``): from where the ledger's
+    complete coverage of the dataset ends (``extractor.incremental``) to ``options.end``
+    or now."""
+    return await incremental.resolve(settings, options, now)
 
 
 async def resume_backfill(

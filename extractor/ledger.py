@@ -227,6 +227,30 @@ class Ledger:
             (limit,),
         )
 
+    async def coverage(self, dataset: str) -> list[Row]:
+        """Per windowed job of the dataset (``extractor run --since-last``): its status and
+        stores, the [start, end) its slices span (unix seconds), its entities, the
+        (consumer, entity) pairs that reported it finalised, and its slices not done."""
+        return await self.rows(
+            "SELECT j.job_id, j.status, j.options->'stores' AS stores, w.span_start, w.span_end,"
+            " w.entities, w.open_slices,"
+            " (SELECT coalesce(jsonb_agg(jsonb_build_array(e.service, e.entity)), '[]')"
+            "  FROM {s}.job_events e WHERE e.job_id = j.job_id) AS finalised"
+            " FROM {s}.jobs j CROSS JOIN LATERAL (SELECT"
+            "  extract(epoch FROM min(sl.window_start))::bigint AS span_start,"
+            "  extract(epoch FROM max(sl.window_end))::bigint AS span_end,"
+            "  array_agg(DISTINCT sl.entity) AS entities,"
+            "  coalesce(jsonb_agg(jsonb_build_object('slice_id', sl.slice_id,"
+            "   'entity', sl.entity, 'status', sl.status,"
+            "   'start', extract(epoch FROM sl.window_start)::bigint,"
+            "   'end', extract(epoch FROM sl.window_end)::bigint))"
+            "   FILTER (WHERE sl.status <> 'done'), '[]') AS open_slices"
+            "  FROM {s}.slices sl WHERE sl.job_id = j.job_id) w"
+            " WHERE j.dataset = %s AND w.span_start IS NOT NULL AND w.span_end IS NOT NULL"
+            " ORDER BY w.span_end",
+            (dataset,),
+        )
+
     async def reopen(self, job_id: str, *, retry_failed: bool) -> list[str]:
         """Cancelled (and, when asked, failed) slices back to pending; the slices to enqueue.
 

@@ -17,3 +17,5 @@ class JobOptions:
     estimate: bool = True  # estimate the job's size first (count endpoint or sampling)
     all_files: bool = False  # dumps: every file a glob matches, not only the newest dump date
     stores: tuple[str, ...] | None = None  # consumers to publish to (None: the spec's or all)
+    since_last: bool = False  # start where the ledger's complete coverage ends (incremental)
+    lookback: dt.timedelta = dt.timedelta()  # with since_last: start this much earlier

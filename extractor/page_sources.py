@@ -26,6 +26,7 @@ from extractor.leases import ClaimedSlice
 from extractor.paginators import (
     FollowsUrls,
     Page,
+    Paginator,
     RepeatGuard,
     Response,
     Window,
@@ -78,9 +79,7 @@ class HttpPages:
         return self.paginator.first_position(self.window)
 
     async def page(self, position: Any, errors: Counter[str]) -> Page:
-        request = self.paginator.request(position)
-        params = {**self.params, **request.params} if request.entity_params else request.params
-        path = self.entity.path if request.path is None else request.path
+        path, params = request_at(self.entity, self.paginator, self.params, position)
         answer = await self.fetcher.fetch(path, params, errors, priority=self.priority)
         items = records_of(self.entity, answer.body, position)
         page = self.paginator.parse(
@@ -112,6 +111,28 @@ class HttpPages:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+def request_at(
+    entity: EntitySpec, paginator: Paginator, params: dict[str, Any], position: Any
+) -> tuple[str, dict[str, Any]]:
+    """The path and query of the page at ``position``: the paginator's request, with the
+    entity's (window) ``params`` unless it follows a URL that carries its own."""
+    request = paginator.request(position)
+    merged = {**params, **request.params} if request.entity_params else request.params
+    return (entity.path if request.path is None else request.path), merged
+
+
+def first_request(
+    entity: EntitySpec, window: Window, base_url: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """The path and query a slice's first request sends (``extractor plan`` shows them);
+    credentials are added by the fetcher, so they are not here."""
+    if entity.paginator is None:
+        return entity.path, window_params(entity, window)
+    paginator = paginator_for(entity.paginator, key=entity.key, base_url=base_url)
+    params = window_params(entity, window)
+    return request_at(entity, paginator, params, paginator.first_position(window))
 
 
 def records_of(entity: EntitySpec, body: Any, position: Any) -> list[Any]:

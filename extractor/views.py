@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from common.spec import DatasetSpec
 from extractor.dump_estimate import DumpEstimate
 from extractor.dump_files import FilePlan
 from extractor.estimate import JobEstimate
+from extractor.page_sources import first_request
 from extractor.planner import Slice
 from extractor.ratelimit import RatePolicy
 from extractor.snapshot import JobSnapshot
@@ -29,6 +31,7 @@ def print_plan(
     slices: list[Slice],
     sized: JobEstimate | None,
     policy: RatePolicy,
+    base_url: str = "",
 ) -> None:
     table = Table(title=f"{spec.name}: {len(slices)} slices (dry run, nothing published)")
     for column in ("slice", "from", "to", "records", "pages"):
@@ -43,7 +46,35 @@ def print_plan(
     if len(slices) > PLAN_ROWS:
         table.add_row(f"... {len(slices) - PLAN_ROWS} more", "", "", "", "")
     console.print(table)
+    print_first_requests(console, spec, slices, base_url)
     console.print(describe_estimate(sized, policy))
+
+
+def print_first_requests(
+    console: Console, spec: DatasetSpec, slices: list[Slice], base_url: str
+) -> None:
+    """One line per slice (the first PLAN_ROWS): its window, paginator and first request."""
+    console.print("first request of each slice (credentials are added when it is sent):")
+    shown = slices[:PLAN_ROWS]
+    for item, request in zip(shown, first_requests(spec, shown, base_url), strict=True):
+        line = (
+            f"  {iso(item.window.start)} .. {iso(item.window.end)}  {request['paginator']}"
+            f"  {request['path']}  params: {json.dumps(request['params'])}"
+        )
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if len(slices) > PLAN_ROWS:
+        console.print(f"  ... and {len(slices) - PLAN_ROWS} more slices alike")
+
+
+def first_requests(spec: DatasetSpec, slices: list[Slice], base_url: str) -> list[dict[str, Any]]:
+    """Per slice, its paginator's kind and the path and params of its first request."""
+    shown = []
+    for item in slices:
+        entity = spec.entities[item.entity]
+        path, params = first_request(entity, item.window, base_url)
+        kind = entity.paginator.kind if entity.paginator else "-"
+        shown.append({"slice_id": item.slice_id, "paginator": kind, "path": path, "params": params})
+    return shown
 
 
 def print_dump_plan(
