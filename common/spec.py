@@ -179,7 +179,24 @@ class BasicAuth(_Strict):
     password_env: EnvName
 
 
-AuthSpec = BearerAuth | ApiKeyAuth | BasicAuth
+class OAuth2ClientCredentials(_Strict):
+    """OAuth 2.0 client credentials (RFC 6749 4.4): a bearer token fetched from
+    ``token_url`` with the client's id and secret (from environment variables or
+    ``..._FILE``), cached, and fetched again before it expires or when the API answers 401.
+
+    ``token_url`` is a whole URL, or a path on the source's base URL (``/oauth/token``);
+    the client secret is sent there only, never to the API.
+    """
+
+    kind: Literal["oauth2_client_credentials"]
+    token_url: Annotated[str, Field(pattern=r"^(https?://[^/\s]+)?/\S*$")]
+    client_id_env: EnvName
+    client_secret_env: EnvName
+    scope: str | None = None
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+
+
+AuthSpec = BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials
 
 
 class HttpSourceSpec(_Strict):
@@ -371,7 +388,8 @@ def parse_spec(raw: Any, origin: str) -> DatasetSpec:
 
 def _is_union_tag(part: str | int) -> bool:
     tags = {"http", "dump", "before_timestamp", "after_timestamp", "page_number", "offset"}
-    return part in tags | {"cursor", "next_url", "link_header", "bearer", "api_key", "basic"}
+    auths = {"bearer", "api_key", "basic", "oauth2_client_credentials"}
+    return part in tags | {"cursor", "next_url", "link_header"} | auths
 
 
 def _resolve(name_or_path: str | Path) -> Path:
