@@ -25,9 +25,10 @@ import yaml
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from common.errors import SpecError
 from common.resilience import Backoff
 from common.settings import AmqpSettings
-from common.spec import OAuth2ClientCredentials
+from common.spec import OAuth2ClientCredentials, parse_spec
 from common.topology import Topology
 from demoapi import Dataset, serve_demo_api
 from extractor.auth import credentials
@@ -80,6 +81,24 @@ def test_the_secret_is_sent_only_as_the_method_says_and_redacted() -> None:
     assert creds.tokens is not None and creds.tokens.client.token_url == "http://api:1/oauth/token"
     assert SECRET not in creds.redact(f"x {SECRET} {creds.tokens.client.basic_pair}")
     assert refresh_time(3600, 0) == 3570 and refresh_time(10, 0) == 9
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"token_url": "ftp://host/token"}, "source.auth.token_url"),
+        ({"client_secret": "inline"}, "source.auth.client_secret"),  # only from the env
+        ({"auth_method": "private_key_jwt"}, "source.auth.auth_method"),
+    ],
+)
+def test_a_bad_oauth_spec_names_the_field(
+    demo_spec_file: Path, change: dict[str, str], field: str
+) -> None:
+    raw = yaml.safe_load(demo_spec_file.read_text())
+    raw["source"]["auth"] = {**oauth(), **change}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(raw, "spec.yaml")
+    assert caught.value.field == field
 
 
 @pytest.mark.parametrize("method", METHODS)
