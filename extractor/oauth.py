@@ -99,6 +99,8 @@ class TokenProvider:
         self.issued: list[str] = []  # every token seen, so redaction can take them out
         self._token: Token | None = None
         self._lock = asyncio.Lock()
+        self._attempts = 0  # token requests ended (well or not)
+        self._failure: TokenRefused | TokenUnavailable | None = None  # the last one's error
 
     async def authorization(self, session: aiohttp.ClientSession) -> str:
         """``Bearer <token>``, fetching a token first if there is no fresh one."""
@@ -115,11 +117,23 @@ class TokenProvider:
             await self._renew(session, stale=token)
 
     async def _renew(self, session: aiohttp.ClientSession, stale: Token | None) -> Token:
+        attempts = self._attempts
         async with self._lock:
             current = self._token
             if current is not None and current is not stale and current.fresh():
                 return current  # fetched while this request waited for the lock
-            self._token = await self._fetch(session)
+            if self._attempts != attempts and self._failure is not None:
+                # The token request this one waited for failed: so does this one (each
+                # caller retries with its own backoff), rather than a request per waiter.
+                raise self._failure
+            self._failure = None
+            try:
+                self._token = await self._fetch(session)
+            except (TokenRefused, TokenUnavailable) as exc:
+                self._failure = exc
+                raise
+            finally:
+                self._attempts += 1
             return self._token
 
     async def _fetch(self, session: aiohttp.ClientSession) -> Token:

@@ -34,7 +34,13 @@ from demoapi import Dataset, serve_demo_api
 from extractor.auth import credentials
 from extractor.backfill import JobOptions, job_report, run_backfill
 from extractor.fetch import JsonFetcher, SourceError
-from extractor.oauth import ClientCredentials, TokenProvider, TokenRefused, refresh_time
+from extractor.oauth import (
+    ClientCredentials,
+    TokenProvider,
+    TokenRefused,
+    TokenUnavailable,
+    refresh_time,
+)
 from extractor.ratelimit import AdaptiveRateLimiter
 from extractor.report_data import load_report
 from extractor.report_file import write_report
@@ -147,6 +153,25 @@ async def test_a_failing_token_endpoint_is_retried_with_backoff_and_a_second_401
         with pytest.raises(SourceError, match="HTTP 401"):
             await source.get("/page", {}, Counter())
     assert len(issued) == 7  # one refresh after the first 401, none after the second
+
+
+async def test_requests_waiting_on_a_failed_token_request_fail_with_it() -> None:
+    answered: list[int] = []
+
+    async def token(_request: web.Request) -> web.Response:
+        answered.append(503)
+        return web.json_response({"error": "temporarily_unavailable"}, status=503)
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    async with serving(app) as url, aiohttp.ClientSession() as session:
+        tokens = provider(url, "client_secret_basic")
+        waiting = (tokens.authorization(session) for _ in range(20))
+        failed = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(exc, TokenUnavailable) for exc in failed) and answered == [503]
+        with pytest.raises(TokenUnavailable):  # a later request asks again
+            await tokens.authorization(session)
+    assert answered == [503, 503]
 
 
 @asynccontextmanager
