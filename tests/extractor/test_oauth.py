@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -44,7 +43,12 @@ from extractor.oauth import (
 from extractor.ratelimit import AdaptiveRateLimiter
 from extractor.report_data import load_report
 from extractor.report_file import write_report
-from tests.extractor.support import extractor_settings, running_tableinator, table_counts
+from tests.extractor.support import (
+    extractor_env,
+    extractor_settings,
+    running_tableinator,
+    table_counts,
+)
 from tests.extractor.test_pagination_jobs import SHAPES, shaped, work_queue_deleted
 
 __all__ = ["work_queue_deleted"]  # the fixture, shared
@@ -250,37 +254,61 @@ async def test_plan_with_a_wrong_secret_exits_2_with_one_line(
     spec = oauth_spec(demo_spec_file, "client_secret_basic", None)
     secret_file = tmp_path / "secret"
     secret_file.write_text("wrong-" + SECRET)
-    env = dict(
-        os.environ,
-        DATASET_SPEC=str(spec),
-        DEMO_CLIENT_ID=CLIENT_ID,
-        DEMO_CLIENT_SECRET_FILE=str(secret_file),
-    )
-    env.pop("DEMO_CLIENT_SECRET", None)
-    result = await _plan_against_demo(env, namespace)
+    env = {"DEMO_CLIENT_ID": CLIENT_ID, "DEMO_CLIENT_SECRET_FILE": str(secret_file)}
+    async with serve_demo_api(Dataset(size=10), oauth_client_secret=SECRET) as url:
+        settings = extractor_env(spec, url, namespace, **env)
+        settings.pop("DEMO_CLIENT_SECRET", None)  # the file's wrong secret, not the right one
+        result = await extractor(["plan"], settings, tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and "/oauth/token" in lines[0] and "invalid_client" in lines[0]
     assert SECRET not in result.stdout + result.stderr and "Traceback" not in result.stderr
 
 
-async def _plan_against_demo(
-    env: dict[str, str], namespace: str
+async def test_the_cli_job_prints_and_writes_no_secret(
+    demo_spec_file: Path,
+    namespace: str,
+    pg: psycopg.AsyncConnection[Any],
+    amqp: Any,
+    work_queue_deleted: None,
+    tmp_path: Path,
+) -> None:
+    """``extractor run`` in a process of its own, logging at DEBUG: its output, the report
+    file it leaves and the ledger hold neither the secret nor its Basic form."""
+    spec = oauth_spec(demo_spec_file, "client_secret_basic", None)
+    env = {**ENV, "LOG_LEVEL": "DEBUG"}
+    knobs = {"token_ttl": 0.5, "token_revoke_after": 10, "fixed_page_size": 20}
+    async with (
+        serve_demo_api(Dataset(size=300, days=3), oauth_client_secret=SECRET, **knobs) as url,
+        running_tableinator(spec, namespace),
+    ):
+        result = await extractor(["run"], extractor_env(spec, url, namespace, **env), tmp_path)
+        served = await stats(url)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert served["requests"]["401"] > 0 and served["token_requests"] > 3, served
+    assert await table_counts(pg, namespace) == (300, 300)
+    reports = [path.read_text() for path in (tmp_path / "reports").glob("*.md")]
+    assert len(reports) == 1
+    await assert_no_secret(pg, namespace, result.stdout + result.stderr + reports[0])
+
+
+async def extractor(
+    args: list[str], env: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
-    async with serve_demo_api(Dataset(size=10), oauth_client_secret=SECRET) as url:
-        env = {**env, "EXTRACTOR_SOURCE_URL": url, "EXTRACTOR_LEDGER_SCHEMA": namespace}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "extractor",
-            "plan",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 60)
+    """``python -m extractor ARGS`` to its end, its output captured."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "extractor",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
-    return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
+    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
 
 
 def oauth_spec(spec: Path, method: str, monkeypatch: pytest.MonkeyPatch | None) -> Path:
