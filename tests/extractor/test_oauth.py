@@ -30,7 +30,7 @@ from common.settings import AmqpSettings
 from common.spec import OAuth2ClientCredentials, parse_spec
 from common.topology import Topology
 from demoapi import Dataset, serve_demo_api
-from extractor.auth import credentials
+from extractor.auth import Credentials, credentials
 from extractor.backfill import JobOptions, job_report, run_backfill
 from extractor.fetch import JsonFetcher, SourceError
 from extractor.oauth import (
@@ -120,6 +120,8 @@ async def test_twenty_concurrent_requests_fetch_one_token(method: str) -> None:
         tokens = provider(url, method)
         headers = await asyncio.gather(*(tokens.authorization(session) for _ in range(20)))
         assert len(set(headers)) == 1 and tokens.requests == 1
+        token = headers[0].removeprefix("Bearer ")
+        assert Credentials(tokens=tokens).redact(f"x {token} y") == "x *** y"  # out of errors
         async with session.get(f"{url}/search.json", headers={"Authorization": headers[0]}) as r:
             assert r.status == 200
         await tokens.refused(session, headers[0])  # a 401 to this token: a new one, once
