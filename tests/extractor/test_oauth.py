@@ -161,6 +161,23 @@ async def test_a_failing_token_endpoint_is_retried_with_backoff_and_a_second_401
     assert len(issued) == 7  # one refresh after the first 401, none after the second
 
 
+async def test_a_refused_client_fails_the_request_without_retries() -> None:
+    async with (
+        serve_demo_api(Dataset(size=10), oauth_client_secret="rotated") as url,
+        aiohttp.ClientSession() as session,
+    ):
+        creds = credentials(OAuth2ClientCredentials.model_validate(oauth()), ENV, base_url=url)
+        source = JsonFetcher(
+            session, url, AdaptiveRateLimiter(1000, 1000), max_retries=3, credentials=creds
+        )
+        errors: Counter[str] = Counter()
+        with pytest.raises(SourceError, match="invalid_client") as refused:
+            await source.get("/search.json", {}, errors)
+        assert errors == {"oauth_invalid_client": 1} and source.retries == 0
+        assert (await stats(url))["token_requests"] == 1
+    assert refused.value.kind == "oauth_invalid_client"
+
+
 async def test_requests_waiting_on_a_failed_token_request_fail_with_it() -> None:
     answered: list[int] = []
 
