@@ -10,13 +10,18 @@ import orjson
 
 from common.envelope import KeyedPage, PageBatch, line_hash
 from common.errors import BadMessageError
+from common.paths import MISSING, compile_path
 from common.spec import EntitySpec, KeyType
 
 _MISSING: Any = object()
 
 
 def get_path(record: Any, path: str, default: Any = None) -> Any:
-    """The value at a dotted path (``a.b.c``) in nested dicts, or ``default``."""
+    """The value at a path (``a.b.c``, ``a[0].b``, ``a[*].b``: ``common.paths``), or
+    ``default``."""
+    if "[" in path:  # indexes or [*]: compiled once, when the spec was loaded
+        value = compile_path(path)(record)
+        return default if value is MISSING else value
     if "." not in path:  # the common case, on every record
         return record.get(path, default) if isinstance(record, dict) else default
     value = record

@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from common.errors import SpecError
+from common.paths import compiled, one_value
 from common.spec_details import check_detail
 
 BUNDLED_DIR = Path(__file__).parent / "datasets"
@@ -24,7 +32,10 @@ BUNDLED_DIR = Path(__file__).parent / "datasets"
 SqlName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 GraphName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 RelType = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")]
-FieldPath = Annotated[str, Field(pattern=r"^[A-Za-z_@#][\w@#-]*(\.[A-Za-z_@#][\w@#-]*)*$")]
+FieldPath = Annotated[str, AfterValidator(compiled)]
+"""``a.b.c``, ``a[0].b`` or ``a[*].b`` (many values: a list); compiled once, on load."""
+OnePath = Annotated[FieldPath, AfterValidator(one_value)]
+"""A field path where one value is needed (a key, a column, a cursor): no ``[*]``."""
 SqlType = Literal[
     "text", "bigint", "integer", "double precision", "boolean", "timestamptz", "date", "jsonb"
 ]
@@ -66,7 +77,7 @@ of page_size rows; fewer rows than asked is the last page)."""
 class _Timestamped(_Strict):
     """Paging by a record timestamp; ties at the page boundary are overlapped, never lost."""
 
-    field: FieldPath = "uploadtime"
+    field: OnePath = "uploadtime"
     page_size: int = Field(50, ge=1, description="Rows a page holds (the server's if fixed).")
     page_size_param: str | None = None
     more: MoreSignal = "extra_row"
@@ -107,7 +118,7 @@ class OffsetPaginator(_Strict):
     param: str = "offset"
     limit_param: str | None = "limit"
     page_size: int = Field(100, ge=1)
-    total_path: FieldPath | None = None
+    total_path: OnePath | None = None
     stop: Literal["short_page", "empty_page"] = "short_page"
 
 
@@ -116,7 +127,7 @@ class CursorPaginator(_Strict):
 
     kind: Literal["cursor"]
     param: str = "cursor"
-    cursor_path: FieldPath = "next_cursor"
+    cursor_path: OnePath = "next_cursor"
     page_size: int = Field(100, ge=1)
     page_size_param: str | None = None
 
@@ -125,7 +136,7 @@ class NextUrlPaginator(_Strict):
     """The next page's URL read from the body (only on the source's host and scheme)."""
 
     kind: Literal["next_url"]
-    next_path: FieldPath = "next"
+    next_path: OnePath = "next"
     page_size: int = Field(100, ge=1)
     page_size_param: str | None = None
 
@@ -180,7 +191,24 @@ class BasicAuth(_Strict):
     password_env: EnvName
 
 
-AuthSpec = BearerAuth | ApiKeyAuth | BasicAuth
+class OAuth2ClientCredentials(_Strict):
+    """OAuth 2.0 client credentials (RFC 6749 4.4): a bearer token fetched from
+    ``token_url`` with the client's id and secret (from environment variables or
+    ``..._FILE``), cached, and fetched again before it expires or when the API answers 401.
+
+    ``token_url`` is a whole URL, or a path on the source's base URL (``/oauth/token``);
+    the client secret is sent there only, never to the API.
+    """
+
+    kind: Literal["oauth2_client_credentials"]
+    token_url: Annotated[str, Field(pattern=r"^(https?://[^/\s]+)?/\S*$")]
+    client_id_env: EnvName
+    client_secret_env: EnvName
+    scope: str | None = None
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+
+
+AuthSpec = BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials
 
 
 class HttpSourceSpec(_Strict):
@@ -212,7 +240,7 @@ SourceSpec = Annotated[HttpSourceSpec | DumpSourceSpec, Field(discriminator="kin
 class ColumnSpec(_Strict):
     """A typed column copied from a record field, beside the JSONB document."""
 
-    field: FieldPath
+    field: OnePath
     type: SqlType = "text"
 
 
@@ -248,7 +276,7 @@ class RelationshipSpec(_Strict):
     type: RelType
     field: FieldPath
     target: TargetSpec
-    key: FieldPath | None = Field(None, description="Key inside each nested object.")
+    key: OnePath | None = Field(None, description="Key inside each nested object.")
     direction: Literal["out", "in"] = "out"
     properties: dict[GraphName, FieldPath] = Field(default_factory=dict)
     target_properties: dict[GraphName, FieldPath] = Field(default_factory=dict)
@@ -280,7 +308,7 @@ class EstimateSpec(_Strict):
 
     path: str
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    field: FieldPath = "count"
+    field: OnePath = "count"
 
 
 class ParentSpec(_Strict):
@@ -294,7 +322,7 @@ class ParentSpec(_Strict):
 class EntitySpec(_Strict):
     """One kind of record: where its pages come from, its key, its table and its node."""
 
-    key: FieldPath
+    key: OnePath
     key_type: KeyType = "text"
     path: str = Field(description="URL path (http) or file path/glob (dump).")
     params: dict[str, str | int | float | bool] = Field(
@@ -384,7 +412,8 @@ def parse_spec(raw: Any, origin: str) -> DatasetSpec:
 
 def _is_union_tag(part: str | int) -> bool:
     tags = {"http", "dump", "before_timestamp", "after_timestamp", "page_number", "offset"}
-    return part in tags | {"cursor", "next_url", "link_header", "bearer", "api_key", "basic"}
+    auths = {"bearer", "api_key", "basic", "oauth2_client_credentials"}
+    return part in tags | {"cursor", "next_url", "link_header"} | auths
 
 
 def _resolve(name_or_path: str | Path) -> Path:

@@ -23,6 +23,7 @@ from demoapi.http import (
 from demoapi.http import (
     Handler as Handler,  # re-exported: bench wraps the app with it
 )
+from demoapi.oauth import TOKEN_ENDPOINT, TOKENS, TokenIssuer, token_endpoint
 from demoapi.shapes import ROUTES
 
 DEFAULT_PAGE_SIZE = 50
@@ -86,6 +87,9 @@ async def inject_request_faults(request: web.Request, handler: Handler) -> web.S
     injector = request.app[INJECTOR]
     if not authorised(request, injector.faults.auth_token):
         return json_response({"error": "unauthorised"}, status=401)
+    tokens = request.app[TOKENS]
+    if tokens.enabled and not tokens.accepts(request.headers.get("Authorization", "")):
+        return json_response({"error": "invalid_token"}, status=401)
     decision = injector.admit()
     if decision is not None and not decision.allowed:
         refusal = json_response({"error": "rate limit exceeded"}, status=429)
@@ -141,6 +145,7 @@ async def stats(request: web.Request) -> web.Response:
             "newest": dataset.newest,
             "formats": dataset.formats,
             "requests": {str(status): counts[status] for status in sorted(counts)},
+            "token_requests": request.app[TOKENS].requests,
         }
     )
 
@@ -157,6 +162,7 @@ def build_app(dataset: Dataset, faults: Faults | None = None) -> web.Application
     app[INJECTOR] = FaultInjector(faults or Faults())
     app[STATUS_COUNTS] = Counter()
     app[DETAIL_REQUESTS] = Counter()
+    app[TOKENS] = TokenIssuer(faults or Faults())
     app.router.add_get("/search.json", search)
     app.router.add_get("/count.json", count)
     for path, handler in ROUTES.items():
@@ -164,6 +170,7 @@ def build_app(dataset: Dataset, faults: Faults | None = None) -> web.Application
     app.router.add_get(DETAIL_ROUTE, detail)
     app.router.add_get("/detail-stats.json", detail_stats)
     app.router.add_get("/stats.json", stats)
+    app.router.add_post(TOKEN_ENDPOINT, token_endpoint)
     app.router.add_get("/health", health)
     return app
 

@@ -60,6 +60,23 @@ class Faults(BaseModel):
         description="every Nth replay (by age) has no detail: /replays/{id}.json answers 404, "
         "0 = none",
     )
+    oauth_client_id: str = Field(
+        default="demo-client", description="the client id POST /oauth/token accepts"
+    )
+    oauth_client_secret: str = Field(
+        default="",
+        description="the client secret POST /oauth/token accepts; when set, data requests "
+        "need a live token it issued (Bearer), 401 otherwise; empty = no OAuth",
+    )
+    token_ttl: float = Field(
+        default=3600.0, gt=0, description="seconds an issued token lives (its expires_in)"
+    )
+    token_revoke_after: int = Field(
+        default=0,
+        ge=0,
+        description="revoke every token issued so far, once, after this many authorised "
+        "data requests (the client sees 401 before expiry), 0 = never",
+    )
     fault_seed: int = Field(default=0, description="seed of the dice that pick faulty requests")
 
 

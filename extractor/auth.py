@@ -2,7 +2,8 @@
 
 A secret is read from ``NAME`` or from the file ``NAME_FILE`` names (Docker/Kubernetes
 secrets), once, when a job's fetcher is built. ``redact`` takes every secret out of a text
-(an error message carrying a URL) before it reaches a log line, the ledger or a report.
+(an error message carrying a URL) before it reaches a log line, the ledger or a report;
+with OAuth client credentials, also every access token issued so far.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from common.errors import ConfigError
-from common.spec import ApiKeyAuth, AuthSpec, BasicAuth, BearerAuth
+from common.spec import ApiKeyAuth, AuthSpec, BasicAuth, BearerAuth, OAuth2ClientCredentials
+from extractor.oauth import ClientCredentials, TokenProvider
 
 REDACTED = "***"
 
@@ -42,9 +44,11 @@ class Credentials:
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    tokens: TokenProvider | None = None  # OAuth: the Authorization header comes from here
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
+        issued = self.tokens.issued if self.tokens is not None else ()
+        for secret in (*self.secrets, *issued):
             text = text.replace(secret, REDACTED)
         return text
 
@@ -65,8 +69,11 @@ class Credentials:
         return {**params, **self.params} if self.params else params
 
 
-def credentials(auth: AuthSpec | None, environ: Mapping[str, str] | None = None) -> Credentials:
-    """The credentials of a source's ``auth`` (None: none)."""
+def credentials(
+    auth: AuthSpec | None, environ: Mapping[str, str] | None = None, *, base_url: str = ""
+) -> Credentials:
+    """The credentials of a source's ``auth`` (None: none); ``base_url`` is the source's
+    (an OAuth ``token_url`` may be a path on it)."""
     env = os.environ if environ is None else environ
     match auth:
         case None:
@@ -86,4 +93,23 @@ def credentials(auth: AuthSpec | None, environ: Mapping[str, str] | None = None)
             )
             pair = base64.b64encode(f"{user}:{password}".encode()).decode()
             return Credentials({"Authorization": f"Basic {pair}"}, secrets=(password, pair))
+        case OAuth2ClientCredentials():
+            return oauth_credentials(auth, env, base_url)
     raise AssertionError(f"no credentials for {auth!r}")
+
+
+def oauth_credentials(
+    auth: OAuth2ClientCredentials, env: Mapping[str, str], base_url: str
+) -> Credentials:
+    """A token provider for the client; its secret (alone and in Basic form) is redacted."""
+    url = auth.token_url
+    if url.startswith("/"):
+        url = base_url.rstrip("/") + url
+    client = ClientCredentials(
+        token_url=url,
+        client_id=read_secret(auth.client_id_env, env),
+        secret=read_secret(auth.client_secret_env, env),
+        scope=auth.scope,
+        basic=auth.auth_method == "client_secret_basic",
+    )
+    return Credentials(secrets=(client.secret, client.basic_pair), tokens=TokenProvider(client))

@@ -104,10 +104,11 @@ async def estimate(
     policy = rate_policy(spec)
     assert policy is not None
     concurrency = slice_concurrency(settings.extractor_concurrency, policy)
+    base_url = settings.extractor_source_url or source.base_url
     async with http_session(settings, concurrency) as session:
         fetcher = JsonFetcher(
             session,
-            settings.extractor_source_url or source.base_url,
+            base_url,
             AdaptiveRateLimiter(policy.initial, policy.maximum),
             max_retries=settings.extractor_max_retries,
             breaker=CircuitBreaker(
@@ -115,7 +116,7 @@ async def estimate(
             ),
             headers=source.headers,
             dataset=spec.name,
-            credentials=credentials(source.auth),
+            credentials=credentials(source.auth, base_url=base_url),
             latency_pacing=source.rate_limit.latency_pacing,
         )
         sized = await estimate_job(fetcher, spec, slices, policy)

@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from common.paths import list_at
 from common.records import get_path
 from common.spec import BeforeTimestampPaginator, DatasetSpec, EntitySpec, EstimateSpec
 from common.spec_details import detail_of
@@ -206,7 +207,7 @@ async def _first_page(
     request = paginator.request(position)
     path = entity.path if request.path is None else request.path
     answer = await fetcher.fetch(path, {**window_params(entity, window), **request.params})
-    items = get_path(answer.body, entity.records_path) if entity.records_path else answer.body
+    items = list_at(answer.body, entity.records_path) if entity.records_path else answer.body
     if not isinstance(items, list):
         return None
     end = window.end if point is None else point

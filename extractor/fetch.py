@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from common.errors import BackfillError, TransientError
+from common.errors import BackfillError
 from common.records import get_path
 from common.resilience import Backoff
 from common.settings import ExtractorSettings
@@ -46,6 +46,8 @@ from extractor.ratelimit import (
     QuotaTrend,
     RateLimiter,
 )
+from extractor.source_errors import RetryableSourceError as RetryableSourceError
+from extractor.source_errors import SourceError as SourceError
 
 log = logging.getLogger(__name__)
 THROTTLED = {429, 503}
@@ -53,21 +55,18 @@ DEFAULT_BACKOFF = Backoff(base=0.25, cap=30.0)
 EPOCH_THRESHOLD = 1_000_000_000  # a RateLimit-Reset this large is a unix time, not seconds
 
 
-class SourceError(BackfillError):
-    """The source answered in a way retrying will not fix (4xx other than 408 and 429)."""
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """A response as read, before it is judged."""
 
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class RetryableSourceError(TransientError):
-    """Timeout, connection error, 408, 429, 5xx or a truncated body."""
-
-    def __init__(self, message: str, kind: str, *, source_down: bool) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.source_down = source_down
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+    seconds: float
+    epoch: int
+    spending: bool
+    authorization: str  # the Authorization header sent (OAuth: which token was refused)
 
 
 @dataclass(frozen=True)
@@ -265,6 +264,32 @@ class JsonFetcher:
         metrics.observe_breaker(self.dataset, self.breaker.state.value)
 
     async def _get_once(self, path: str, params: dict[str, Any], priority: float) -> Answer:
+        reply = await self._send(path, params, priority)
+        tokens = self.credentials.tokens
+        if reply.status == 401 and tokens is not None:
+            # A token revoked before its expiry: a new one, and this request once more (a
+            # second 401 is a refusal like any other).
+            await tokens.refused(self.session, reply.authorization)
+            reply = await self._send(path, params, priority)
+        await self._feedback(
+            reply.status,
+            reply.headers,
+            reply.seconds,
+            reply.url,
+            reply.epoch,
+            spending=reply.spending,
+        )
+        content_type = reply.headers.get("Content-Type", "")
+        return Answer(
+            decode_body(reply.body, content_type, self.error_path), reply.headers, reply.url
+        )
+
+    async def _send(self, path: str, params: dict[str, Any], priority: float) -> _Reply:
+        """One GET under the rate limit, with the current token when the source has OAuth."""
+        headers = self.headers
+        if self.credentials.tokens is not None:
+            authorization = await self.credentials.tokens.authorization(self.session)
+            headers = {**headers, "Authorization": authorization}
         epoch = await self.limiter.acquire(priority)
         limiter = self.limiter  # spending a burst it holds: the quota falls by design
         spending = limiter.stored >= max(1.0, BURST_HELD * limiter.rate)
@@ -273,18 +298,17 @@ class JsonFetcher:
         try:
             url = path if path.startswith(("http://", "https://")) else self.base_url + path
             params = self.credentials.apply(params)
-            async with self.session.get(url, params=params, headers=self.headers) as response:
+            async with self.session.get(url, params=params, headers=headers) as response:
                 body = await response.read()
-                status, headers, url = response.status, response.headers, str(response.url)
+                status, answered, url = response.status, response.headers, str(response.url)
         except TimeoutError as exc:
             raise RetryableSourceError(f"timeout: {exc}", "timeout", source_down=True) from exc
         except aiohttp.ClientError as exc:
             message = f"{type(exc).__name__}: {exc}"
             raise RetryableSourceError(message, "connection", source_down=True) from exc
         seconds = time.monotonic() - started
-        await self._feedback(status, headers, seconds, url, epoch, spending=spending)
-        content_type = headers.get("Content-Type", "")
-        return Answer(decode_body(body, content_type, self.error_path), headers, url)
+        authorization = headers.get("Authorization", "")
+        return _Reply(status, answered, body, url, seconds, epoch, spending, authorization)
 
     async def _feedback(
         self,

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from common.outcomes import FailSlice
-from common.records import get_path
+from common.paths import list_at
 from common.spec import DatasetSpec, EntitySpec
 from extractor.dump_pages import DumpPages
 from extractor.dumps.formats import Format
@@ -137,7 +137,7 @@ def first_request(
 
 def records_of(entity: EntitySpec, body: Any, position: Any) -> list[Any]:
     """The list of records in a page body."""
-    items = get_path(body, entity.records_path) if entity.records_path else body
+    items = list_at(body, entity.records_path) if entity.records_path else body
     if not isinstance(items, list):
         raise FailSlice(f"page at {position!r} holds no list of records")
     return items

@@ -5,7 +5,10 @@ against a source that cannot answer. So the first entity's path is asked once, w
 retry: a refused connection, a name that does not resolve, a TLS failure or no answer in
 time is SourceUnreachable (exit 3); 401, 403 and 404 are configuration errors (exit 2).
 Anything else (2xx, a 400 for want of a window's parameters, 429, 5xx) passes: retries
-and the breaker deal with those while the job runs.
+and the breaker deal with those while the job runs. With OAuth client credentials a token
+is asked for first: a refusal (invalid_client, a wrong token URL) is a configuration error
+naming the token URL and the OAuth error code; a token endpoint that does not answer is
+SourceUnreachable; one that fails (5xx) leaves the rest to the job's retries.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from common.errors import ConfigError, Unreachable
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, HttpSourceSpec
 from common.spec_details import sliced_entities
-from extractor.auth import credentials
+from extractor.auth import Credentials, credentials
+from extractor.oauth import TokenUnavailable
 
 CONFIG_STATUSES = {
     401: "the source refuses the request's credentials (source.headers or source.auth)",
@@ -44,22 +48,23 @@ async def check_source(settings: ExtractorSettings, spec: DatasetSpec) -> None:
     name = sliced_entities(spec)[0]  # a detail entity's path needs a parent record's id
     entity = spec.entities[name]
     url = base_url + entity.path
-    creds = credentials(spec.source.auth)
+    creds = credentials(spec.source.auth, base_url=base_url)
     timeout = aiohttp.ClientTimeout(
         total=settings.extractor_connect_timeout + settings.extractor_read_timeout,
         sock_connect=settings.extractor_connect_timeout,
         sock_read=settings.extractor_read_timeout,
     )
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            headers = await _auth_headers(session, creds)
+            if headers is None:
+                return  # the token endpoint failed for now: the job's retries deal with it
+            async with session.get(
                 url,
                 params=creds.apply(_static_params(dict(entity.params))),
-                headers={**spec.source.headers, **creds.headers},
-            ) as response,
-        ):
-            status = response.status
+                headers={**spec.source.headers, **headers},
+            ) as response:
+                status = response.status
     except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
         raise SourceUnreachable(f"{url}: TLS failed: {exc}") from None
     except aiohttp.ClientConnectorDNSError as exc:
@@ -73,3 +78,18 @@ async def check_source(settings: ExtractorSettings, spec: DatasetSpec) -> None:
     if status in CONFIG_STATUSES:
         reason = CONFIG_STATUSES[status].format(entity=name)
         raise ConfigError(f"{url}: HTTP {status}: {reason}")
+
+
+async def _auth_headers(
+    session: aiohttp.ClientSession, creds: Credentials
+) -> dict[str, str] | None:
+    """The request's auth headers, asking for an OAuth token first (None: the token endpoint
+    failed in a way the job would retry). A refusal raises TokenRefused, a ConfigError."""
+    if creds.tokens is None:
+        return creds.headers
+    try:
+        return {"Authorization": await creds.tokens.authorization(session)}
+    except TokenUnavailable as exc:
+        if exc.kind in {"oauth_timeout", "oauth_connection"}:
+            raise SourceUnreachable(str(exc)) from None
+        return None

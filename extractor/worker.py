@@ -318,7 +318,7 @@ class WorkerPool:
             headers=source.headers,
             dataset=spec.name,
             error_path=source.error_path,
-            credentials=credentials(source.auth),
+            credentials=credentials(source.auth, base_url=base_url),
             latency_pacing=source.rate_limit.latency_pacing,
         )
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from common.errors import BadMessageError
+from common.paths import flat, has_every
 from common.records import PreparedRecord, cast_key, get_path
 from common.spec import GraphSpec, RelationshipSpec
 from graphinator.cypher import HASH_PROPERTY
@@ -38,7 +39,10 @@ def node_row(graph: GraphSpec, record: PreparedRecord) -> dict[str, Any]:
 def relationship_rows(spec: RelationshipSpec, record: PreparedRecord) -> list[dict[str, Any]]:
     """One row per distinct target the record's field points at."""
     value = get_path(record.doc, spec.field)
-    items = value if isinstance(value, list) else [] if value is None else [value]
+    if isinstance(value, list):
+        items = flat(value) if has_every(spec.field) else value  # players[*].ids: one list
+    else:
+        items = [] if value is None else [value]
     rows: dict[Any, dict[str, Any]] = {}
     for item in items:
         row = _relationship_row(spec, record.key, item)

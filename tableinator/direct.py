@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from psycopg import sql
 
+from common.paths import sql_path
 from common.records import PreparedRecord
 from common.spec import TableSpec
 from tableinator import schema
@@ -38,10 +39,8 @@ def encode_direct_rows(table: TableSpec, records: list[PreparedRecord]) -> bytes
     """COPY text lines ``key, content_hash, doc, typed columns...``; NotDirect if a value
     cannot be rendered exactly as the upsert's casts see it."""
     # (top-level field or None, the path when nested, jsonb?)
-    columns = [
-        (None if "." in c.field else c.field, c.field.split("."), c.type == "jsonb")
-        for c in table.columns.values()
-    ]
+    paths = [(c, sql_path(c.field)) for c in table.columns.values()]
+    columns = [(None if len(path) > 1 else c.field, path, c.type == "jsonb") for c, path in paths]
     lines = []
     for record in records:
         head = b"%s\t\\\\x%s\t%s" % (
@@ -81,8 +80,13 @@ def _walk(doc: Any, path: list[str]) -> Any:
             value = value.get(part, _MISSING)
             if value is _MISSING:
                 return _MISSING
+        elif isinstance(value, list) and part.isdigit():  # ``a[0]``: #> indexes arrays so
+            index = int(part)
+            if index >= len(value):
+                return _MISSING
+            value = value[index]
         elif isinstance(value, list):
-            raise NotDirect("path through a list")  # #> indexes arrays; left to PostgreSQL
+            raise NotDirect("path through a list")  # by a name: left to PostgreSQL
         else:
             return _MISSING
     return value

@@ -25,6 +25,7 @@ from common import metrics
 from common.envelope import HASH_BYTES, EndOfJob
 from common.errors import BadMessageError
 from common.outcomes import Outcome
+from common.paths import sql_path
 from common.postgres import RECORD_ERRORS, classify, lock_ddl
 from common.records import PreparedRecord
 from common.sink import WriteResult
@@ -218,10 +219,10 @@ def upsert_statement(db_schema: str, entity: EntitySpec) -> sql.Composed:
     names = [sql.Identifier(name) for name, _ in typed]
     casts = [
         sql.SQL("(doc #>> {})::{}").format(
-            sql.Literal(column.field.split(".")), sql.SQL(column.type)
+            sql.Literal(sql_path(column.field)), sql.SQL(column.type)
         )
         if column.type != "jsonb"
-        else sql.SQL("(doc #> {})").format(sql.Literal(column.field.split(".")))
+        else sql.SQL("(doc #> {})").format(sql.Literal(sql_path(column.field)))
         for _, column in typed
     ]
     target = schema.table_ident(db_schema, table)

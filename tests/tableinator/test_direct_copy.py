@@ -34,6 +34,8 @@ COLUMNS = {
     "extra": {"field": "extra", "type": "jsonb"},
     "deep": {"field": "a.b.c"},
     "listed": {"field": "tags"},  # a list in a text column: left to the upsert's cast
+    "second": {"field": "pair[1]"},  # an index: #>> '{pair,1}'
+    "first_name": {"field": "items[0].name", "type": "jsonb"},
 }
 
 ROWS: list[dict[str, Any]] = [
@@ -44,6 +46,9 @@ ROWS: list[dict[str, Any]] = [
     {"id": "dates", "seen": "2024-02-29T23:59:59+05:30", "day": "1995-01-02", "score": 1e-7},
     {"id": "numbers", "number": 100.0, "score": 1e300, "year": -5, "a": "scalar"},
     {"id": "bools", "title": True, "number": 123456789012345680.0},
+    {"id": "indexed", "pair": ["a", "b"], "items": [{"name": {"n": 1}}, {"name": "later"}]},
+    {"id": "short", "pair": ["only"], "items": []},
+    {"id": "keyed", "pair": {"1": "by key"}, "items": {"0": {"name": "by key"}}},
 ]
 
 
@@ -125,6 +130,9 @@ async def test_an_all_new_batch_is_copied_directly_with_the_upserts_values(
     assert direct["plain"][6] == "100000000000000000000"
     assert direct["odd\ttext\\N\n"][6] == "0.0"
     assert direct["nested"][11] == "deep"
+    assert direct["indexed"][13:] == ("b", {"n": 1})
+    assert direct["short"][13:] == (None, None)
+    assert direct["keyed"][13:] == ("by key", "by key")
 
 
 async def test_a_list_in_a_text_column_is_left_to_the_upsert(
