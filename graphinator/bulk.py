@@ -77,7 +77,7 @@ class BulkSink:
     async def finalise(self, entity: str, end: EndOfJob) -> dict[str, Any]:
         graph = self._graphs[entity]
         state = self._states[graph.label]
-        records = sum(1 for _, line in state.known.values() if line >= 0)
+        records = state.records()
         log.warning(
             "bulk load staged entity=%s label=%s records=%d: once every entity is finalised,"
             " stop graphinator and run: %s",
@@ -100,8 +100,7 @@ class BulkSink:
         state = self._states[graph.label]
         written = 0
         for record in records:
-            known = state.known.get(record.key)
-            if known is not None and known[0] == record.hash.hex():
+            if state.is_unchanged(record.key, record.hash.hex()):
                 continue
             written += 1
             row = node_row(graph, record)
@@ -118,7 +117,7 @@ class BulkSink:
         number = state.lines
         self._files.append(node_path(self.root, label), encode_node(line))
         state.lines += 1
-        state.known[line.key] = (line.hash or None, number if line.kind == RECORD else -1)
+        state.remember(line, number)
         return number
 
     def _append_edges(

@@ -46,10 +46,31 @@ class EdgeLine:
 
 @dataclass
 class LabelState:
-    """What the writer knows of a label: each key's hash and node line (a stub: None, -1)."""
+    """What the writer knows of a label: per key one small int (see ``remember``), for the
+    memory of tens of millions of keys: a record's hash prefix and node line, or a stub."""
 
     lines: int = 0
-    known: dict[Any, tuple[str | None, int]] = field(default_factory=dict)
+    known: dict[Any, int] = field(default_factory=dict)
+
+    def remember(self, line: NodeLine, number: int) -> None:
+        if line.kind != RECORD:
+            self.known[line.key] = 0
+            return
+        if number >= 1 << 32:
+            raise ConfigError(f"more than 2^32 node lines for one label: {number}")
+        self.known[line.key] = (_hash64(line.hash) << 33) | (number << 1) | 1
+
+    def is_unchanged(self, key: Any, hash_hex: str) -> bool:
+        """Whether the key's record is staged with this hash (64 bits of it compared)."""
+        entry = self.known.get(key, 0)
+        return bool(entry & 1) and entry >> 33 == _hash64(hash_hex)
+
+    def records(self) -> int:
+        return sum(entry & 1 for entry in self.known.values())
+
+
+def _hash64(hash_hex: str) -> int:
+    return int(hash_hex[:16], 16)
 
 
 def node_path(root: Path, label: str) -> Path:
@@ -171,7 +192,7 @@ def label_states(root: Path, labels: list[str]) -> dict[str, LabelState]:
     for label in labels:
         state = LabelState()
         for number, line in enumerate(read_nodes(node_path(root, label))):
-            state.known[line.key] = (line.hash or None, number if line.kind == RECORD else -1)
+            state.remember(line, number)
             state.lines = number + 1
         states[label] = state
     return states
