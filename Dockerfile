@@ -61,7 +61,7 @@ ENV PYTHONUNBUFFERED=1 \
 RUN groupadd --system --gid 10001 backfill \
     && useradd --system --uid 10001 --gid backfill --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin backfill \
-    && install -d -o backfill -g backfill -m 0755 /app
+    && install -d -o backfill -g backfill -m 0755 /app /bulk
 
 COPY --from=builder /opt/venv /opt/venv
 

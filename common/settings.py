@@ -180,10 +180,27 @@ class TableinatorSettings(_ServiceSettings):
     batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("POSTGRES"))
 
 
+class GraphBulkSettings(_Base):
+    """Bulk initial load: CSV files for neo4j-admin instead of MERGE (graphinator.bulk)."""
+
+    graphinator_bulk_load: bool = Field(
+        False,
+        description="First load into an empty graph: write CSV files, import them at the end.",
+    )
+    graphinator_bulk_dir: str = Field(
+        ".local/graph-bulk", description="Where a bulk load keeps its files (one job at a time)."
+    )
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.graphinator_bulk_dir)
+
+
 class GraphinatorSettings(_ServiceSettings):
     """Everything graphinator reads at start."""
 
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+    bulk: GraphBulkSettings = Field(default_factory=GraphBulkSettings)
     batch: ConsumerSettings = Field(default_factory=lambda: consumer_settings("NEO4J"))
 
 

@@ -19,6 +19,7 @@
 #   RABBITMQ_NODE_PORT (5672)  RABBITMQ_PROMETHEUS_PORT (15692)  PGPORT (5432)
 #   NEO4J_BOLT_PORT (7687)  PROMETHEUS_PORT (9090)
 #   NEO4J_HOME_DIR (.local/neo4j)  NEO4J_HEAP (1g)  NEO4J_AUTH_ENABLED (false)  NEO4J_PASSWORD
+#   (a Neo4j on a port other than 7687 has its own pid file, log and lock: neo4j-PORT.*)
 #   SERVICES_START_TIMEOUT (seconds to wait for each service to become ready, 120)
 #
 # Exit status: 0 on success; for status, 3 if a requested service is down; 1 on failure.
@@ -44,8 +45,11 @@ NEO4J_PORT="${NEO4J_BOLT_PORT:-7687}"
 NEO4J_SRC="$REPO/scripts/neo4j"
 NEO4J_HOME="$(realpath -m "${NEO4J_HOME_DIR:-$LOCAL/neo4j}")"
 NEO4J_HEAP="${NEO4J_HEAP:-1g}"
-NEO4J_LOG="$LOG_DIR/neo4j.log"
-NEO4J_PID="$RUN_DIR/neo4j.pid"
+# A second server on another port (a test's throwaway one) keeps its own pid, log and lock.
+NEO4J_TAG=neo4j
+[ "$NEO4J_PORT" = 7687 ] || NEO4J_TAG="neo4j-$NEO4J_PORT"
+NEO4J_LOG="$LOG_DIR/$NEO4J_TAG.log"
+NEO4J_PID="$RUN_DIR/$NEO4J_TAG.pid"
 NEO4J_MAIN=local.backfill.neo4j.Neo4jServer
 RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 RABBITMQ_BASE="$LOCAL/rabbitmq"
@@ -493,7 +497,7 @@ start_neo4j() {
     local t="$EPOCHREALTIME"
     neo4j_pkgs
     apt_ensure neo4j "${NEO4J_PKGS[@]}"
-    lock_service neo4j
+    lock_service "$NEO4J_TAG"
     local pid; pid="$(neo4j_pid)"
     if [ -n "$pid" ] && port_open "$HOST" "$NEO4J_PORT"; then
         log neo4j "already up on bolt://$HOST:$NEO4J_PORT (pid $pid)"
@@ -552,7 +556,7 @@ start_neo4j() {
 }
 
 stop_neo4j() {
-    lock_service neo4j
+    lock_service "$NEO4J_TAG"
     local pid; pid="$(neo4j_pid)"
     if [ -z "$pid" ]; then
         rm -f "$NEO4J_PID"
