@@ -25,7 +25,7 @@ from bench.extractor_rates import RequestWindow
 from bench.measure import sampling_rss
 from common.settings import AmqpSettings, DatasetSettings, ExtractorSettings
 from extractor.backfill import JobOptions, run_backfill
-from extractor.ratelimit import RatePolicy, slice_concurrency
+from extractor.pacing.ratelimit import RatePolicy, slice_concurrency
 
 TIMEOUT_SECONDS = 600.0  # give up on a job that does not end
 POLL_SECONDS = 0.25  # how often the limiter's rate is read from the ledger

@@ -34,7 +34,7 @@ from common.settings import (
     ObservabilitySettings,
 )
 from common.topology import Topology
-from extractor.completion import CompletionWaiter
+from extractor.ledger.completion import CompletionWaiter
 from graphinator.service import run as run_graphinator
 
 LABELS = {

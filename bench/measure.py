@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extractor.completion import CompletionWaiter
+from extractor.ledger.completion import CompletionWaiter
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 

@@ -24,7 +24,7 @@ from common.settings import (
     TableinatorSettings,
 )
 from common.topology import Topology
-from extractor.completion import CompletionWaiter
+from extractor.ledger.completion import CompletionWaiter
 from tableinator.service import run as run_tableinator
 
 LABELS = {

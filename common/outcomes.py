@@ -10,7 +10,7 @@
   nothing, so that the work is redelivered once a person has fixed it.
 
 Each boundary has one classifier mapping its library's exceptions to an outcome
-(``common.postgres``, ``common.amqp``, ``graphinator.errors``, ``extractor.fetch``);
+(``common.postgres``, ``common.amqp``, ``graphinator.errors``, ``extractor.sources.fetch``);
 docs/architecture.md has the table.
 """
 

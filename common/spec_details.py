@@ -1,6 +1,6 @@
 """Detail entities of a spec: an entity with ``parent:`` is not paged or sliced itself; each
 record of its parent's pages is fetched again by one field (``/items/{id}.json``) within the
-parent's slices (``extractor.details``). One detail entity per parent, one level deep.
+parent's slices (``extractor.sources.details``). One detail entity per parent, one level deep.
 """
 
 from __future__ import annotations

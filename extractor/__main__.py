@@ -19,14 +19,15 @@ from rich.console import Console
 from common.consumer import configure_logging, tune_garbage_collector
 from common.errors import ConfigError, Unreachable
 from common.settings import DatasetSettings, ExtractorSettings
-from extractor import backfill, dlq_cli, plan_cli
+from extractor import backfill, plan_cli
 from extractor.backfill import Interrupted, JobOptions
+from extractor.dlq import cli as dlq_cli
 from extractor.incremental import parse_duration
-from extractor.preflight import SourceUnreachable
-from extractor.report import JobReport, print_report
-from extractor.report_data import load_report
-from extractor.report_file import default_path, print_sections, write_report
-from extractor.views import print_ledger_report, print_status
+from extractor.reporting.report import JobReport, print_report
+from extractor.reporting.report_data import load_report
+from extractor.reporting.report_file import default_path, print_sections, write_report
+from extractor.reporting.views import print_ledger_report, print_status
+from extractor.sources.preflight import SourceUnreachable
 
 DESCRIPTION = """\
 The backfill driver. Plans a dataset's date range into slices (e.g. one per day), or a dump

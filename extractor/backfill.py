@@ -25,21 +25,22 @@ from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
 from common.spec_details import sliced_entities
 from extractor import incremental
-from extractor.auth import credentials
-from extractor.breaker import CircuitBreaker
 from extractor.driver import Interrupted, drive
-from extractor.dump_estimate import DumpEstimate, estimate_files
-from extractor.dump_files import FilePlan, plan_files, resolve_base_path
-from extractor.estimate import JobEstimate, estimate_job
-from extractor.fetch import JsonFetcher, http_session
 from extractor.incremental import NothingToDo, SinceLast
-from extractor.ledger import NewJob, open_ledger
+from extractor.ledger.slices import Slice
+from extractor.ledger.snapshot import JobSnapshot, read_snapshot
+from extractor.ledger.store import NewJob, open_ledger
 from extractor.options import JobOptions
-from extractor.planner import Slice, plan_slices
-from extractor.preflight import check_source
-from extractor.ratelimit import AdaptiveRateLimiter, rate_policy, slice_concurrency
-from extractor.report import JobReport
-from extractor.snapshot import JobSnapshot, read_snapshot
+from extractor.pacing.breaker import CircuitBreaker
+from extractor.pacing.ratelimit import AdaptiveRateLimiter, rate_policy, slice_concurrency
+from extractor.planner import plan_slices
+from extractor.reporting.report import JobReport
+from extractor.sources.auth import credentials
+from extractor.sources.dump_estimate import DumpEstimate, estimate_files
+from extractor.sources.dump_files import FilePlan, plan_files, resolve_base_path
+from extractor.sources.estimate import JobEstimate, estimate_job
+from extractor.sources.fetch import JsonFetcher, http_session
+from extractor.sources.preflight import check_source
 from extractor.stores import choose_stores, routed_entities
 from extractor.worker import WorkerPool
 

@@ -25,19 +25,18 @@ from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec
 from common.topology import Topology
-from extractor.completion import CompletionWaiter
-from extractor.fetch import http_session
 from extractor.finish import finish_job, publish_end
-from extractor.ledger import JobRecord, Ledger
-from extractor.metrics import observe_job
+from extractor.ledger.completion import CompletionWaiter
+from extractor.ledger.snapshot import JobSnapshot, read_snapshot
+from extractor.ledger.store import JobRecord, Ledger
+from extractor.ledger.tasks import SliceTask, enqueue, work_queue_name
 from extractor.options import JobOptions
-from extractor.progress import JobProgress
-from extractor.ratelimit import rate_policy, slice_concurrency
-from extractor.report import JobReport, build_report
-from extractor.report_data import save_events
-from extractor.snapshot import JobSnapshot, read_snapshot
+from extractor.pacing.ratelimit import rate_policy, slice_concurrency
+from extractor.reporting.progress import JobProgress, observe_job
+from extractor.reporting.report import JobReport, build_report
+from extractor.reporting.report_data import save_events
+from extractor.sources.fetch import http_session
 from extractor.stores import job_stores
-from extractor.tasks import SliceTask, enqueue, work_queue_name
 from extractor.worker import WorkerPool
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from common.envelope import EndOfJob, encode
 from common.spec import DatasetSpec
 from common.spec_details import detail_of
 from common.topology import Topology
-from extractor.ledger import Ledger
+from extractor.ledger.store import Ledger
 from extractor.stores import job_routes
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from common.errors import BackfillError, ConfigError
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, HttpSourceSpec, load_spec
 from common.topology import Topology, consumes
-from extractor.ledger import open_ledger
+from extractor.ledger.store import open_ledger
 from extractor.options import JobOptions
 from extractor.planner import STEPS
 from extractor.stores import choose_stores, routed_entities

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from prometheus_client import REGISTRY, Counter, Enum, Gauge
-
-from extractor.snapshot import JobSnapshot
+from prometheus_client import Counter, Enum, Gauge
 
 REQUESTS = Counter(
     "backfill_extractor_requests_total",
@@ -88,23 +84,6 @@ JOB_LAST_PROGRESS = Gauge(
     "Unix time the running job's published record count last grew (or the job started).",
     ("dataset",),
 )
-
-
-def observe_job(snapshot: JobSnapshot, now: float | None = None) -> None:
-    """The driver's view of the whole job (every worker), for dashboards and alerts."""
-    dataset = snapshot.job.dataset
-    before = REGISTRY.get_sample_value("backfill_job_records", {"dataset": dataset})
-    if before is None or snapshot.records != before:
-        JOB_LAST_PROGRESS.labels(dataset).set(time.time() if now is None else now)
-    JOB_RECORDS.labels(dataset).set(snapshot.records)
-    estimate = snapshot.estimated_records
-    JOB_ESTIMATE.labels(dataset).set(estimate if estimate is not None else -1)
-    fraction = 1.0 if snapshot.job.status == "done" else snapshot.fraction_done
-    JOB_PROGRESS.labels(dataset).set(-1.0 if fraction is None else fraction)
-    eta = snapshot.eta_seconds
-    JOB_ETA.labels(dataset).set(-1.0 if eta is None else eta)
-    for status, count in snapshot.slices.items():
-        JOB_SLICES.labels(dataset, status).set(count)
 
 
 def observe_breaker(dataset: str, state: str) -> None:

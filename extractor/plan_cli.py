@@ -11,13 +11,13 @@ from rich.console import Console
 from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, load_spec
 from extractor import backfill
-from extractor.dump_estimate import DumpEstimate
-from extractor.estimate import JobEstimate
 from extractor.incremental import SinceLast
 from extractor.options import JobOptions
-from extractor.preflight import check_source
-from extractor.ratelimit import rate_policy
-from extractor.views import first_requests, print_dump_plan, print_plan
+from extractor.pacing.ratelimit import rate_policy
+from extractor.reporting.views import first_requests, print_dump_plan, print_plan
+from extractor.sources.dump_estimate import DumpEstimate
+from extractor.sources.estimate import JobEstimate
+from extractor.sources.preflight import check_source
 
 
 async def run(args: argparse.Namespace, settings: ExtractorSettings, options: JobOptions) -> int:

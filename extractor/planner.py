@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from common.errors import ConfigError
 from common.spec import SlicingSpec
-from extractor.paginators import Window
+from extractor.ledger.slices import Slice, Window
 
 STEPS = {"daily": dt.timedelta(days=1), "hourly": dt.timedelta(hours=1)}
-
-
-@dataclass(frozen=True)
-class Slice:
-    """An independent unit of work: one entity over one window, or one dump file."""
-
-    entity: str
-    slice_id: str
-    window: Window
-    file: str | None = None  # a dump file, relative to the job's base path
-    file_size: int | None = None
 
 
 def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:

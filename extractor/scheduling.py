@@ -26,14 +26,14 @@ from common.settings import ExtractorSettings
 from common.spec import DatasetSpec
 from common.topology import Topology
 from extractor.backfill import create_job
-from extractor.completion import CompletionWaiter
-from extractor.fetch import http_session
 from extractor.finish import finish_job
-from extractor.ledger import Ledger, open_ledger
+from extractor.ledger.completion import CompletionWaiter
+from extractor.ledger.snapshot import read_snapshot
+from extractor.ledger.store import Ledger, open_ledger
+from extractor.ledger.tasks import SliceTask, enqueue, work_queue_name
 from extractor.options import JobOptions
-from extractor.snapshot import read_snapshot
+from extractor.sources.fetch import http_session
 from extractor.stores import job_stores
-from extractor.tasks import SliceTask, enqueue, work_queue_name
 from extractor.worker import WorkerPool
 
 

@@ -1,7 +1,7 @@
 """Running one claimed slice: fetch pages in order, publish them, checkpoint after confirms.
 
 Pages come from the slice's page source (an HTTP API, or a dump file read in a thread:
-``extractor.page_sources``). They are fetched one after another (each page's cursor comes
+``extractor.sources.page_sources``). They are fetched one after another (each page's cursor comes
 from the one before), but fetching does not wait for the broker: page N is published and
 its confirm awaited by the checkpointer while page N+1 is fetched. The checkpointer takes pages in
 order and writes each one's cursor (the position of the NEXT page) only after the broker
@@ -30,12 +30,12 @@ from common.spec import DatasetSpec
 from common.spec_details import detail_of
 from common.topology import Route
 from extractor import metrics
-from extractor.details import DetailPage, DetailRequests
-from extractor.fetch import RetryableSourceError, SourceError
-from extractor.leases import ClaimedSlice, Progress, SliceLeases
-from extractor.page_sources import HttpSource, PageSource, Source
-from extractor.paginators import Page
-from extractor.queue_depth import NoConsumerError, QueueDepthGate
+from extractor.ledger.leases import ClaimedSlice, Progress, SliceLeases
+from extractor.pacing.queue_depth import NoConsumerError, QueueDepthGate
+from extractor.sources.details import DetailPage, DetailRequests
+from extractor.sources.fetch import RetryableSourceError, SourceError
+from extractor.sources.page_sources import HttpSource, PageSource, Source
+from extractor.sources.paginators import Page
 
 log = logging.getLogger(__name__)
 

@@ -35,20 +35,20 @@ from common.settings import ExtractorSettings
 from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec
 from common.topology import Topology
 from extractor import metrics
-from extractor.auth import credentials
-from extractor.breaker import CircuitBreaker
-from extractor.fetch import JsonFetcher
 from extractor.finish import finish_job
-from extractor.holds import QueueHold, record_hold
-from extractor.leases import ClaimedSlice, SliceLeases
-from extractor.ledger import Ledger
-from extractor.ledger_schema import TERMINAL
-from extractor.page_sources import DumpSource, HttpSource, Source
-from extractor.queue_depth import ConsumerQueue, QueueDepthGate
-from extractor.shared_limit import SharedRateLimiter
+from extractor.ledger.holds import QueueHold, record_hold
+from extractor.ledger.leases import ClaimedSlice, SliceLeases
+from extractor.ledger.schema import TERMINAL
+from extractor.ledger.store import Ledger
+from extractor.ledger.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
+from extractor.pacing.breaker import CircuitBreaker
+from extractor.pacing.queue_depth import ConsumerQueue, QueueDepthGate
+from extractor.pacing.shared_limit import SharedRateLimiter
 from extractor.slice_run import JobContext, PageSlots, SliceRun
+from extractor.sources.auth import credentials
+from extractor.sources.fetch import JsonFetcher
+from extractor.sources.page_sources import DumpSource, HttpSource, Source
 from extractor.stores import job_routes, job_stores
-from extractor.tasks import SliceTask, declare_work_queue, decode_task, work_queue_name
 
 log = logging.getLogger(__name__)
 CLAIM_ROUNDS = 10  # claim, look, maybe wait out a lease; more means a race that keeps losing

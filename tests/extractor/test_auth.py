@@ -14,8 +14,8 @@ import yaml
 from common.errors import ConfigError
 from common.spec import ApiKeyAuth, BasicAuth, BearerAuth
 from demoapi import Dataset, serve_demo_api
-from extractor.auth import credentials
 from extractor.backfill import JobOptions, run_backfill
+from extractor.sources.auth import credentials
 from tests.extractor.support import extractor_settings, table_counts
 from tests.extractor.test_pagination_jobs import SHAPES, run_job, shaped, work_queue_deleted
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from extractor.breaker import BreakerState, CircuitBreaker
+from extractor.pacing.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:

@@ -26,7 +26,7 @@ from common.spec import BUNDLED_DIR, DatasetSpec, load_spec
 from demoapi import Dataset, serve_demo_api
 from demoapi.details import detail_missing
 from extractor.backfill import JobOptions, estimate, plan, run_backfill
-from extractor.estimate import JobEstimate
+from extractor.sources.estimate import JobEstimate
 from tests.extractor import support
 from tests.extractor.support import (
     delete_queue,

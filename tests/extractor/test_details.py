@@ -16,10 +16,10 @@ from aiohttp import web
 
 from common.resilience import Backoff
 from common.spec import EntitySpec
-from extractor.breaker import CircuitBreaker
-from extractor.details import DetailRequests
-from extractor.fetch import JsonFetcher, RetryableSourceError
-from extractor.ratelimit import AdaptiveRateLimiter
+from extractor.pacing.breaker import CircuitBreaker
+from extractor.pacing.ratelimit import AdaptiveRateLimiter
+from extractor.sources.details import DetailRequests
+from extractor.sources.fetch import JsonFetcher, RetryableSourceError
 
 CONCURRENCY = 3
 

@@ -20,7 +20,7 @@ import psycopg
 
 from common.envelope import PageBatch, decode, encode
 from common.topology import Topology
-from extractor.dlq import DeadLetter, DeadLetterQueue, Selection, replay_message
+from extractor.dlq.queues import DeadLetter, DeadLetterQueue, Selection, replay_message
 from tests.extractor.support import running_tableinator
 from tests.support.broker import declare, depth
 

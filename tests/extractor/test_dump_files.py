@@ -12,10 +12,9 @@ import pytest
 from common.errors import ConfigError
 from common.spec import load_spec
 from extractor.backfill import JobOptions, plan, plan_dump
-from extractor.dump_estimate import estimate_files, sample_head
-from extractor.dump_files import dump_date, newest_dump
-from extractor.paginators import Window
-from extractor.planner import Slice
+from extractor.ledger.slices import Slice, Window
+from extractor.sources.dump_estimate import estimate_files, sample_head
+from extractor.sources.dump_files import dump_date, newest_dump
 from tests.extractor.dump_support import discogs_spec
 from tests.extractor.dumps.samples import ENTITIES, gzipped_copy, sample, write_releases
 

@@ -20,8 +20,8 @@ from neo4j import AsyncDriver
 from common.errors import ConfigError
 from common.settings import AmqpSettings
 from extractor.backfill import JobOptions, job_report, retry_failed, run_backfill
-from extractor.dumps import DumpTruncatedError
-from extractor.dumps.discogs import iter_records
+from extractor.sources.dumps import DumpTruncatedError
+from extractor.sources.dumps.discogs import iter_records
 from tests.extractor.dump_support import (
     delete_dump_queues,
     discogs_spec,

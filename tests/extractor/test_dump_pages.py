@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from extractor.dump_pages import DumpPages
-from extractor.fetch import SourceError
-from extractor.paginators import Page
+from extractor.sources.dump_pages import DumpPages
+from extractor.sources.fetch import SourceError
+from extractor.sources.paginators import Page
 from tests.extractor.dumps.samples import gzipped_copy, sample, write_releases
 
 

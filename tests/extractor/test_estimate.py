@@ -9,7 +9,8 @@ import yaml
 from common.spec import load_spec
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions, estimate, largest_first, plan
-from extractor.estimate import (
+from extractor.ledger.slices import Slice, Window
+from extractor.sources.estimate import (
     JobEstimate,
     count_params,
     extrapolate,
@@ -18,8 +19,6 @@ from extractor.estimate import (
     requests_for,
     sample_points,
 )
-from extractor.paginators import Window
-from extractor.planner import Slice
 from tests.support.pipeline import extractor_settings
 
 

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from common.resilience import Backoff
-from extractor.breaker import BreakerState, CircuitBreaker
-from extractor.fetch import JsonFetcher, RetryableSourceError, SourceError
-from extractor.ratelimit import PACING_FLOOR, AdaptiveRateLimiter
+from extractor.pacing.breaker import BreakerState, CircuitBreaker
+from extractor.pacing.ratelimit import PACING_FLOOR, AdaptiveRateLimiter
+from extractor.sources.fetch import JsonFetcher, RetryableSourceError, SourceError
 
 QUICK = Backoff(base=0.01, cap=0.02)
 Script = Callable[[int], web.Response]

@@ -13,13 +13,12 @@ import pytest
 
 from common.settings import ExtractorSettings, PostgresSettings
 from common.spec import load_spec
-from extractor.leases import Progress, SliceLeases
-from extractor.ledger import Ledger, NewJob, open_ledger
-from extractor.ledger_schema import create_ledger
-from extractor.paginators import Window
-from extractor.planner import Slice
-from extractor.ratelimit import RatePolicy
-from extractor.shared_limit import LEASE, THROTTLE, SharedRateLimiter
+from extractor.ledger.leases import Progress, SliceLeases
+from extractor.ledger.schema import create_ledger
+from extractor.ledger.slices import Slice, Window
+from extractor.ledger.store import Ledger, NewJob, open_ledger
+from extractor.pacing.ratelimit import RatePolicy
+from extractor.pacing.shared_limit import LEASE, THROTTLE, SharedRateLimiter
 from tableinator.sink import prepare_database
 
 POLICY = RatePolicy(initial=10, maximum=1000)

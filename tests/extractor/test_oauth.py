@@ -30,19 +30,19 @@ from common.settings import AmqpSettings
 from common.spec import OAuth2ClientCredentials, parse_spec
 from common.topology import Topology
 from demoapi import Dataset, serve_demo_api
-from extractor.auth import Credentials, credentials
 from extractor.backfill import JobOptions, job_report, run_backfill
-from extractor.fetch import JsonFetcher, SourceError
-from extractor.oauth import (
+from extractor.pacing.ratelimit import AdaptiveRateLimiter
+from extractor.reporting.report_data import load_report
+from extractor.reporting.report_file import write_report
+from extractor.sources.auth import Credentials, credentials
+from extractor.sources.fetch import JsonFetcher, SourceError
+from extractor.sources.oauth import (
     ClientCredentials,
     TokenProvider,
     TokenRefused,
     TokenUnavailable,
     refresh_time,
 )
-from extractor.ratelimit import AdaptiveRateLimiter
-from extractor.report_data import load_report
-from extractor.report_file import write_report
 from tests.extractor.support import (
     extractor_env,
     extractor_settings,

@@ -17,8 +17,10 @@ from common.spec import (
     SlicingSpec,
     parse_spec,
 )
-from extractor.page_sources import window_params
-from extractor.paginators import (
+from extractor.ledger.slices import Window
+from extractor.planner import plan_slices
+from extractor.sources.page_sources import window_params
+from extractor.sources.paginators import (
     BeforeTimestamp,
     LinkHeader,
     NextUrl,
@@ -26,10 +28,8 @@ from extractor.paginators import (
     PageNumber,
     PaginationError,
     Response,
-    Window,
     link_target,
 )
-from extractor.planner import plan_slices
 
 BASE = "http://api.example:8080"
 

@@ -18,9 +18,9 @@ from aio_pika.abc import (
 )
 
 from common.settings import AmqpSettings
-from extractor import queue_depth
-from extractor.holds import QueueHold
-from extractor.queue_depth import ConsumerQueue, NoConsumerError, QueueDepthGate
+from extractor.ledger.holds import QueueHold
+from extractor.pacing import queue_depth
+from extractor.pacing.queue_depth import ConsumerQueue, NoConsumerError, QueueDepthGate
 
 
 @pytest.fixture

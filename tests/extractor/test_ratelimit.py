@@ -8,16 +8,8 @@ import time
 
 import pytest
 
-from extractor.fetch import (
-    JsonFetcher,
-    RetryableSourceError,
-    SourceError,
-    quota,
-    retry_after_seconds,
-    status_error,
-)
-from extractor.ledger import start_tokens
-from extractor.ratelimit import (
+from extractor.ledger.store import start_tokens
+from extractor.pacing.ratelimit import (
     THROTTLED_FACTOR,
     AdaptiveRateLimiter,
     CpuLoad,
@@ -25,6 +17,14 @@ from extractor.ratelimit import (
     QuotaTrend,
     RatePolicy,
     slice_concurrency,
+)
+from extractor.sources.fetch import (
+    JsonFetcher,
+    RetryableSourceError,
+    SourceError,
+    quota,
+    retry_after_seconds,
+    status_error,
 )
 
 

@@ -27,8 +27,8 @@ from common.envelope import PageBatch, encode
 from common.topology import Topology
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions, run_backfill
-from extractor.report_chart import per_second
-from extractor.report_data import load_report
+from extractor.reporting.report_chart import per_second
+from extractor.reporting.report_data import load_report
 from tests.extractor.support import (
     delete_queue,
     extractor_env,

@@ -25,7 +25,7 @@ from aiohttp import web
 from demoapi import Dataset, serve_demo_api
 from demoapi.dataset import DEFAULT_END
 from extractor.backfill import JobOptions, NothingToDo, retry_failed, run_backfill
-from extractor.report import JobReport
+from extractor.reporting.report import JobReport
 from tests.extractor.support import (
     delete_queue,
     extractor_env,

@@ -24,8 +24,8 @@ from aiohttp import web
 from common.spec import load_spec
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions, run_backfill
-from extractor.page_sources import first_request
-from extractor.paginators import Window
+from extractor.ledger.slices import Window
+from extractor.sources.page_sources import first_request
 from tests.extractor.support import (
     delete_queue,
     extractor_env,

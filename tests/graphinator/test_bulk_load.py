@@ -39,7 +39,7 @@ from common.settings import (
 )
 from common.spec import BUNDLED_DIR
 from common.topology import Topology
-from extractor.dumps.discogs import iter_records
+from extractor.sources.dumps.discogs import iter_records
 from graphinator import service as graphinator_service
 from tests.extractor.dumps.samples import ENTITIES, sample, write_releases
 from tests.support.broker import depth, publish_pages

@@ -14,7 +14,7 @@ from neo4j import AsyncDriver
 
 from common.spec import BUNDLED_DIR
 from common.topology import Topology
-from extractor.dumps.discogs import iter_records
+from extractor.sources.dumps.discogs import iter_records
 from tests.conftest import wipe_graph
 from tests.extractor.dumps.samples import ENTITIES, sample
 from tests.support.broker import publish_pages

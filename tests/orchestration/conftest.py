@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from common.settings import PostgresSettings
-from extractor.completion import CompletionWaiter
+from extractor.ledger.completion import CompletionWaiter
 from tests.conftest import delete_namespace_queues
 from tests.extractor.support import delete_queue, free_port
 from tests.support.processes import running, service_env

@@ -11,7 +11,7 @@ import psycopg
 
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions
-from extractor.completion import CompletionWaiter
+from extractor.ledger.completion import CompletionWaiter
 from extractor.scheduling import (
     job_state,
     run_slice,

@@ -20,7 +20,8 @@ from common.spec import (
     OffsetPaginator,
     PageNumberPaginator,
 )
-from extractor.paginators import (
+from extractor.ledger.slices import Window
+from extractor.sources.paginators import (
     AfterTimestamp,
     BeforeTimestamp,
     Cursor,
@@ -30,7 +31,6 @@ from extractor.paginators import (
     Paginator,
     RepeatGuard,
     Response,
-    Window,
 )
 
 TIMES = st.lists(st.integers(0, 60), max_size=120)

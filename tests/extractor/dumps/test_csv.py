@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from extractor.dumps import DumpFormatError, DumpStats, DumpTruncatedError
-from extractor.dumps.csv import iter_pages, iter_records, parse_stream
+from extractor.sources.dumps import DumpFormatError, DumpStats, DumpTruncatedError
+from extractor.sources.dumps.csv import iter_pages, iter_records, parse_stream
 
 TEXT = (
     "\ufeffid,name,notes\r\n"

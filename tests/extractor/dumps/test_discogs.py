@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from extractor.dumps import DumpFormatError, DumpStats, DumpTruncatedError
-from extractor.dumps.discogs import entity_of, iter_pages, iter_records, parse_stream
+from extractor.sources.dumps import DumpFormatError, DumpStats, DumpTruncatedError
+from extractor.sources.dumps.discogs import entity_of, iter_pages, iter_records, parse_stream
 from tests.extractor.dumps.samples import ENTITIES, sample, write_releases
 
 
@@ -212,7 +212,7 @@ def test_malformed_records_are_skipped_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     stats = DumpStats()
-    with caplog.at_level(logging.WARNING, logger="extractor.dumps.discogs"):
+    with caplog.at_level(logging.WARNING, logger="extractor.sources.dumps.discogs"):
         ids = [r["id"] for r in iter_records(sample("artists"), stats=stats)]
     assert ids == [27, 2, 22387, 194]  # the file goes on after a bad record
     assert (stats.records, stats.skipped) == (4, 2)

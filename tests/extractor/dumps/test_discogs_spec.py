@@ -8,7 +8,7 @@ import yaml
 
 from common.records import get_path, prepare
 from common.spec import BUNDLED_DIR, DatasetSpec, parse_spec
-from extractor.dumps.discogs import iter_records
+from extractor.sources.dumps.discogs import iter_records
 from graphinator.rows import node_row, relationship_rows
 from tests.extractor.dumps.samples import ENTITIES, sample
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from extractor.dumps import DumpStats, DumpTruncatedError
-from extractor.dumps.jsonl import iter_pages, iter_records, parse_stream
+from extractor.sources.dumps import DumpStats, DumpTruncatedError
+from extractor.sources.dumps.jsonl import iter_pages, iter_records, parse_stream
 from tests.extractor.dumps.samples import DATA, gzipped_copy
 
 SAMPLE = DATA / "replays.jsonl"

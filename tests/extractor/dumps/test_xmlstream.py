@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from extractor.dumps import DumpFormatError
-from extractor.dumps.xmlstream import XmlRecordStream
+from extractor.sources.dumps import DumpFormatError
+from extractor.sources.dumps.xmlstream import XmlRecordStream
 from tests.extractor.dumps.samples import generated_release
 
 NESTED = (

@@ -1,0 +1,1 @@
+"""Dead letters: reading, grouping, replaying and purging the consumers' dead-letter queues."""

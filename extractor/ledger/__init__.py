@@ -1,0 +1,1 @@
+"""The job ledger in PostgreSQL: jobs, slices, leases, checkpoints, snapshots, work tasks."""

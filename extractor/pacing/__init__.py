@@ -1,0 +1,1 @@
+"""Pacing requests: the rate limit (per process and shared per job), breaker, queue-depth gate."""
