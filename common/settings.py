@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,34 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from common.errors import ConfigError
 
 
+def secret_from_file(variable: str, path: str) -> str:
+    """The secret in the file ``path`` that ``variable`` (a ``*_FILE`` variable) names."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{variable}={path}: cannot read secret: {exc.strerror}") from exc
+
+
+def named_secret(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The secret in the environment variable ``name`` (one a dataset spec names, e.g.
+    ``source.auth.token_env``), or in the file ``name_FILE`` names."""
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value:
+        return value
+    path = env.get(f"{name}_FILE")
+    if path:
+        return secret_from_file(f"{name}_FILE", path)
+    raise ConfigError(f"source.auth needs the secret in {name} or {name}_FILE: neither is set")
+
+
 def _read_secret_files(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """Fill NAME from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
     for name in names:
         file_key = f"{name}_file"
         path = values.get(file_key) or os.environ.get(file_key.upper())
         if path and not values.get(name):
-            try:
-                values[name] = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"{file_key.upper()}={path}: cannot read secret: {exc}") from exc
+            values[name] = secret_from_file(file_key.upper(), path)
     return values
 
 

@@ -22,8 +22,9 @@ from common.errors import BackfillError, ConfigError
 from common.metrics import serve_metrics
 from common.resilience import Stopped, unless_stopped
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec, load_spec
+from common.spec import DatasetSpec, load_spec
 from common.spec_details import sliced_entities
+from common.spec_source import DumpSourceSpec, HttpSourceSpec
 from extractor import incremental
 from extractor.driver import Interrupted, drive
 from extractor.incremental import NothingToDo, SinceLast

@@ -26,7 +26,8 @@ from typing import Any
 
 from common.errors import BackfillError, ConfigError
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, HttpSourceSpec, load_spec
+from common.spec import DatasetSpec, load_spec
+from common.spec_source import HttpSourceSpec
 from common.topology import Topology, consumes
 from extractor.ledger.store import open_ledger
 from extractor.options import JobOptions

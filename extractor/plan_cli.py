@@ -9,7 +9,8 @@ import orjson
 from rich.console import Console
 
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, DumpSourceSpec, load_spec
+from common.spec import DatasetSpec, load_spec
+from common.spec_source import DumpSourceSpec
 from extractor import backfill
 from extractor.incremental import SinceLast
 from extractor.options import JobOptions

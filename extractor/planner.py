@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from common.errors import ConfigError
-from common.spec import SlicingSpec
+from common.spec_source import SlicingSpec
 from extractor.ledger.slices import Slice, Window
 
 STEPS = {"daily": dt.timedelta(days=1), "hourly": dt.timedelta(hours=1)}

@@ -32,7 +32,8 @@ from common.amqp import BROKER_ERRORS
 from common.errors import BadMessageError
 from common.resilience import sleep_unless_stopped
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, DumpSourceSpec, HttpSourceSpec
+from common.spec import DatasetSpec
+from common.spec_source import DumpSourceSpec, HttpSourceSpec
 from common.topology import Topology
 from extractor import metrics
 from extractor.finish import finish_job

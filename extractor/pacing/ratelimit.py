@@ -30,7 +30,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from common.spec import DatasetSpec, HttpSourceSpec
+from common.spec import DatasetSpec
+from common.spec_source import HttpSourceSpec
 from extractor.pacing.tokens import TokenQueue
 
 THROTTLED_FACTOR = 0.5  # 429 or 503

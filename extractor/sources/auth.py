@@ -9,32 +9,16 @@ with OAuth client credentials, also every access token issued so far.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from common.errors import ConfigError
-from common.spec import ApiKeyAuth, AuthSpec, BasicAuth, BearerAuth, OAuth2ClientCredentials
+from common.settings import named_secret
+from common.spec_source import ApiKeyAuth, AuthSpec, BasicAuth, BearerAuth, OAuth2ClientCredentials
 from extractor.sources.oauth import ClientCredentials, TokenProvider
 
 REDACTED = "***"
-
-
-def read_secret(name: str, environ: Mapping[str, str]) -> str:
-    """The secret in ``name``, or in the file ``name_FILE`` names."""
-    value = environ.get(name)
-    if value:
-        return value
-    path = environ.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path}: cannot read secret: {exc.strerror}") from exc
-    raise ConfigError(f"source.auth needs the secret in {name} or {name}_FILE: neither is set")
 
 
 @dataclass(frozen=True)
@@ -74,32 +58,31 @@ def credentials(
 ) -> Credentials:
     """The credentials of a source's ``auth`` (None: none); ``base_url`` is the source's
     (an OAuth ``token_url`` may be a path on it)."""
-    env = os.environ if environ is None else environ
     match auth:
         case None:
             return Credentials()
         case BearerAuth():
-            token = read_secret(auth.token_env, env)
+            token = named_secret(auth.token_env, environ)
             return Credentials({"Authorization": f"Bearer {token}"}, secrets=(token,))
         case ApiKeyAuth():
-            key = read_secret(auth.key_env, env)
+            key = named_secret(auth.key_env, environ)
             if auth.location == "query":
                 return Credentials(params={auth.name: key}, secrets=(key,))
             return Credentials({auth.name: key}, secrets=(key,))
         case BasicAuth():
             user, password = (
-                read_secret(auth.username_env, env),
-                read_secret(auth.password_env, env),
+                named_secret(auth.username_env, environ),
+                named_secret(auth.password_env, environ),
             )
             pair = base64.b64encode(f"{user}:{password}".encode()).decode()
             return Credentials({"Authorization": f"Basic {pair}"}, secrets=(password, pair))
         case OAuth2ClientCredentials():
-            return oauth_credentials(auth, env, base_url)
+            return oauth_credentials(auth, environ, base_url)
     raise AssertionError(f"no credentials for {auth!r}")
 
 
 def oauth_credentials(
-    auth: OAuth2ClientCredentials, env: Mapping[str, str], base_url: str
+    auth: OAuth2ClientCredentials, env: Mapping[str, str] | None, base_url: str
 ) -> Credentials:
     """A token provider for the client; its secret (alone and in Basic form) is redacted."""
     url = auth.token_url
@@ -107,8 +90,8 @@ def oauth_credentials(
         url = base_url.rstrip("/") + url
     client = ClientCredentials(
         token_url=url,
-        client_id=read_secret(auth.client_id_env, env),
-        secret=read_secret(auth.client_secret_env, env),
+        client_id=named_secret(auth.client_id_env, env),
+        secret=named_secret(auth.client_secret_env, env),
         scope=auth.scope,
         basic=auth.auth_method == "client_secret_basic",
     )

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import ConfigError
-from common.spec import DatasetSpec, DumpSourceSpec
+from common.spec import DatasetSpec
+from common.spec_source import DumpSourceSpec
 from extractor.ledger.slices import Slice, Window
 
 DUMP_DATE = re.compile(r"discogs_(\d{8})_")

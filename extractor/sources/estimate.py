@@ -15,8 +15,9 @@ from typing import Any
 
 from common.paths import list_at
 from common.records import get_path
-from common.spec import BeforeTimestampPaginator, DatasetSpec, EntitySpec, EstimateSpec
+from common.spec import DatasetSpec, EntitySpec, EstimateSpec
 from common.spec_details import detail_of
+from common.spec_source import BeforeTimestampPaginator
 from extractor.ledger.slices import Slice, Window
 from extractor.pacing.ratelimit import RatePolicy
 from extractor.sources.fetch import JsonFetcher

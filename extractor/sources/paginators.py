@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from common.outcomes import FailSlice
 from common.records import get_path
-from common.spec import (
+from common.spec_source import (
     AfterTimestampPaginator,
     BeforeTimestampPaginator,
     CursorPaginator,

@@ -19,8 +19,9 @@ import aiohttp
 
 from common.errors import ConfigError, Unreachable
 from common.settings import ExtractorSettings
-from common.spec import DatasetSpec, HttpSourceSpec
+from common.spec import DatasetSpec
 from common.spec_details import sliced_entities
+from common.spec_source import HttpSourceSpec
 from extractor.sources.auth import Credentials, credentials
 from extractor.sources.oauth import TokenUnavailable
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from common.errors import ConfigError
-from common.spec import ApiKeyAuth, BasicAuth, BearerAuth
+from common.spec_source import ApiKeyAuth, BasicAuth, BearerAuth
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions, run_backfill
 from extractor.sources.auth import credentials

@@ -27,7 +27,8 @@ from prometheus_client import generate_latest
 from common.errors import SpecError
 from common.resilience import Backoff
 from common.settings import AmqpSettings
-from common.spec import OAuth2ClientCredentials, parse_spec
+from common.spec import parse_spec
+from common.spec_source import OAuth2ClientCredentials
 from common.topology import Topology
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions, job_report, run_backfill

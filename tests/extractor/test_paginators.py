@@ -7,15 +7,14 @@ import datetime as dt
 import pytest
 
 from common.errors import ConfigError, SpecError
-from common.spec import (
+from common.spec import EntitySpec, parse_spec
+from common.spec_source import (
     BeforeTimestampPaginator,
-    EntitySpec,
     LinkHeaderPaginator,
     NextUrlPaginator,
     OffsetPaginator,
     PageNumberPaginator,
     SlicingSpec,
-    parse_spec,
 )
 from extractor.ledger.slices import Window
 from extractor.planner import plan_slices

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.spec import (
+from common.spec_source import (
     AfterTimestampPaginator,
     BeforeTimestampPaginator,
     CursorPaginator,
