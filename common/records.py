@@ -19,19 +19,10 @@ _MISSING: Any = object()
 def get_path(record: Any, path: str, default: Any = None) -> Any:
     """The value at a path (``a.b.c``, ``a[0].b``, ``a[*].b``: ``common.paths``), or
     ``default``."""
-    if "[" in path:  # indexes or [*]: compiled once, when the spec was loaded
-        value = compile_path(path)(record)
-        return default if value is MISSING else value
-    if "." not in path:  # the common case, on every record
+    if "." not in path and "[" not in path:  # the common case, on every record
         return record.get(path, default) if isinstance(record, dict) else default
-    value = record
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return default
-        value = value.get(part, _MISSING)
-        if value is _MISSING:
-            return default
-    return value
+    value = compile_path(path)(record)  # compiled once, when the spec was loaded
+    return default if value is MISSING else value
 
 
 def cast_key(value: Any, key_type: KeyType) -> str | int:
