@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import yaml
 
+from common.spec import BUNDLED_DIR
 from demoapi import Dataset, serve_demo_api
 from extractor.backfill import JobOptions, cancel, job_report, resume_backfill, run_backfill
 from tests.extractor.support import (
@@ -30,46 +31,13 @@ from tests.extractor.support import (
 )
 
 SIZE, DAYS, TIES = 1_500, 3, 600  # ~3.5 replays per 10-minute timestamp
-WINDOW = {"after": "{start}", "before": "{end}"}
 
+# The bundled spec with one entity per kind (common/datasets/demo_shapes.yaml): each test
+# below pages the demo spec's one entity the way one of them does.
+BUNDLED_SHAPES = yaml.safe_load((BUNDLED_DIR / "demo_shapes.yaml").read_text())
 SHAPES: dict[str, dict[str, Any]] = {
-    "before_timestamp": {
-        "path": "/search.json",
-        "paginator": {"kind": "before_timestamp", "page_size": 20},
-    },
-    "after_timestamp": {
-        "path": "/after.json",
-        "records_path": "items",
-        "paginator": {"kind": "after_timestamp", "page_size": 20, "page_size_param": "page_size"},
-    },
-    "offset": {
-        "path": "/offset.json",
-        "records_path": "items",
-        "params": WINDOW,
-        "paginator": {"kind": "offset", "page_size": 100, "total_path": "total"},
-    },
-    "cursor": {
-        "path": "/cursor.json",
-        "records_path": "items",
-        "params": WINDOW,
-        "paginator": {"kind": "cursor", "page_size": 100, "page_size_param": "limit"},
-    },
-    "next_url": {
-        "path": "/next.json",
-        "records_path": "items",
-        "params": WINDOW,
-        "paginator": {"kind": "next_url", "page_size": 100, "page_size_param": "limit"},
-    },
-    "link_header": {
-        "path": "/link.json",
-        "params": WINDOW,
-        "paginator": {"kind": "link_header", "page_size": 100, "page_size_param": "per_page"},
-    },
-    "page_number": {
-        "path": "/pages.json",
-        "params": WINDOW,
-        "paginator": {"kind": "page_number", "page_size": 20},
-    },
+    entity["paginator"]["kind"]: {k: v for k, v in entity.items() if k not in ("key", "table")}
+    for entity in BUNDLED_SHAPES["entities"].values()
 }
 
 
@@ -79,10 +47,15 @@ async def work_queue_deleted(namespace: str) -> AsyncIterator[None]:
     await delete_queue(work_queue(namespace))
 
 
+def shaped_slicing() -> dict[str, str]:
+    """The last DAYS days of the demo data, a slice a day."""
+    return {"kind": "daily", "start": "2025-12-29", "end": "2026-01-01"}
+
+
 def shaped(spec: Path, shape: dict[str, Any]) -> Path:
     """The demo spec over the last DAYS days, its entity paged the given way."""
     raw = yaml.safe_load(spec.read_text())
-    raw["source"]["slicing"] = {"kind": "daily", "start": "2025-12-29", "end": "2026-01-01"}
+    raw["source"]["slicing"] = shaped_slicing()
     entity = raw["entities"]["replays"]
     entity.update(shape)
     spec.write_text(yaml.safe_dump(raw))
@@ -121,6 +94,28 @@ async def test_every_record_lands_once_with_ties_and_a_fixed_server_page_size(
     assert report.records == SIZE
     assert await table_counts(pg, namespace) == (SIZE, SIZE)
     assert ledger["slices"]["failed"] == 0
+
+
+async def test_the_bundled_spec_pages_every_kind_in_one_job(
+    tmp_path: Path,
+    namespace: str,
+    pg: psycopg.AsyncConnection[Any],
+    amqp: Any,
+    work_queue_deleted: None,
+) -> None:
+    raw = dict(BUNDLED_SHAPES, name=namespace)
+    raw["source"] = dict(raw["source"], slicing=shaped_slicing())
+    spec = tmp_path / "demo_shapes.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    dataset = Dataset(size=SIZE, days=DAYS, tie_seconds=TIES)
+    report, ledger, _ = await run_job(spec, namespace, dataset, fixed_page_size=20)
+    assert report.ok, report.as_dict()
+    assert ledger["slices"]["failed"] == 0
+    assert report.records == SIZE * len(SHAPES)
+    for entity in raw["entities"].values():
+        table = entity["table"]["name"]
+        cur = await pg.execute(f'SELECT count(*), count(DISTINCT key) FROM "{namespace}".{table}')
+        assert await cur.fetchone() == (SIZE, SIZE), table
 
 
 async def test_error_bodies_and_html_are_retried_and_every_record_lands(
