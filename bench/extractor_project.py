@@ -22,7 +22,7 @@ from rich.console import Console
 from bench.extractor_api import DemoApi
 from bench.extractor_context import ExtractorBenchContext, Namespace
 from bench.extractor_rates import RequestWindow
-from bench.measure import sampling_rss
+from bench.harness.measure import sampling_rss
 from common.settings import AmqpSettings, DatasetSettings, ExtractorSettings
 from extractor.backfill import JobOptions, run_backfill
 from extractor.ratelimit import RatePolicy, slice_concurrency

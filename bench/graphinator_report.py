@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness.report import console as piped_console
+from bench.harness.report import new_table, plain_table, print_footer, ratio, verdict
 
-def _ratio(value: float, reference: float | None) -> str:
-    return f"{value / reference:,.1f}x" if reference else "-"
+COLUMNS = ("path", "records", "nodes", "rels", "seconds", "records/s", "nodes+rels/s")
+TARGET_COLUMNS = ("figure", "measured", "issue floor", "met", "DESIGN.md", "met")
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -20,11 +21,8 @@ def results_table(result: dict[str, Any]) -> Table:
     base = by_name.get(summary.get("baseline", ""))
     base_items = base["graph_items_per_second"] if base else None
     base_records = base["records_per_second"] if base else None
-    table = Table(title=f"graphinator benchmark, {result['date']}")
-    columns = ("path", "records", "nodes", "rels", "seconds", "records/s", "nodes+rels/s")
-    for column in (*columns, "vs baseline", "vs baseline (records/s)", "peak RSS MiB"):
-        table.add_column(column, justify="left" if column == "path" else "right")
-    table.add_column("notes")
+    columns = (*COLUMNS, "vs baseline", "vs baseline (records/s)", "peak RSS MiB", "notes")
+    table = new_table(f"graphinator benchmark, {result['date']}", columns, ("path", "notes"))
     for m in result["measurements"]:
         details = m["details"]
         items = m["graph_items_per_second"]
@@ -36,8 +34,8 @@ def results_table(result: dict[str, Any]) -> Table:
             f"{m['seconds']:.2f}",
             f"{m['records_per_second']:,.0f}",
             f"{items:,.0f}",
-            _ratio(items, base_items) if items else "-",
-            _ratio(m["records_per_second"], base_records),
+            ratio(items, base_items) if items else "-",
+            ratio(m["records_per_second"], base_records),
             f"{m['peak_rss_mib']:,.0f}" if m["peak_rss_mib"] is not None else "-",
             "; ".join(_notes(details)),
         )
@@ -71,67 +69,83 @@ def _notes(details: dict[str, Any]) -> list[str]:
 
 def targets_table(summary: dict[str, Any]) -> Table:
     """Each target of the issue and DESIGN.md beside the measured figure."""
-    table = Table(title="targets (2 cores)")
-    for column in ("figure", "measured", "issue floor", "met", "DESIGN.md", "met"):
-        table.add_column(column)
+    table = plain_table("targets (2 cores)", TARGET_COLUMNS)
+    for row in _target_rows(summary):
+        table.add_row(*row)
+    return table
 
-    def verdict(met: bool | None) -> str:
-        return "-" if met is None else ("yes" if met else "MISSED")
 
-    table.add_row(
-        "first load records/s (each with its relationships)",
-        f"{summary['first_load_records_per_second']:,.0f}",
-        f">= {summary['target_records_per_second']:,.0f}",
-        verdict(summary["rate_target_met"]),
-        f">= {summary['design_records_per_second']:,.0f}",
-        verdict(summary["design_rate_met"]),
+def _judged(
+    summary: dict[str, Any], figure: str, measured: str, keys: str, form: str
+) -> tuple[str, ...]:
+    """A row judged against the issue's floor and DESIGN.md's target: ``keys`` names the
+    summary's floor, its verdict, the target and its verdict, space-separated."""
+    floor, floor_met, design, design_met = (summary[key] for key in keys.split())
+    return (
+        figure,
+        measured,
+        ">= " + form.format(floor),
+        verdict(floor_met),
+        ">= " + form.format(design),
+        verdict(design_met),
     )
+
+
+def _target_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    rate_keys = "target_records_per_second {} design_records_per_second {}"
+    rows = [
+        _judged(
+            summary,
+            "first load records/s (each with its relationships)",
+            f"{summary['first_load_records_per_second']:,.0f}",
+            rate_keys.format("rate_target_met", "design_rate_met"),
+            "{:,.0f}",
+        )
+    ]
     if "vs_baseline" in summary:
-        table.add_row(
-            f"nodes+rels/s vs {summary['baseline'].removeprefix('baseline_')} baseline",
-            f"{summary['vs_baseline']:,.1f}x",
-            f">= {summary['target_vs_baseline']:.0f}x",
-            verdict(summary["baseline_target_met"]),
-            f">= {summary['design_vs_baseline']:.0f}x",
-            verdict(summary["design_baseline_met"]),
+        rows.append(
+            _judged(
+                summary,
+                f"nodes+rels/s vs {summary['baseline'].removeprefix('baseline_')} baseline",
+                f"{summary['vs_baseline']:,.1f}x",
+                "target_vs_baseline baseline_target_met design_vs_baseline design_baseline_met",
+                "{:.0f}x",
+            )
         )
     if "graph_rate_target_met" in summary:
-        table.add_row(
-            "first load nodes+rels/s (the other reading)",
-            f"{summary['first_load_graph_items_per_second']:,.0f}",
-            f">= {summary['target_records_per_second']:,.0f}",
-            verdict(summary["graph_rate_target_met"]),
-            f">= {summary['design_records_per_second']:,.0f}",
-            verdict(summary["design_graph_rate_met"]),
+        rows.append(
+            _judged(
+                summary,
+                "first load nodes+rels/s (the other reading)",
+                f"{summary['first_load_graph_items_per_second']:,.0f}",
+                rate_keys.format("graph_rate_target_met", "design_graph_rate_met"),
+                "{:,.0f}",
+            )
         )
-    table.add_row(
-        "unchanged re-run vs first load",
-        f"{summary['rerun_speedup']:.2f}x ({summary['rerun_records_per_second']:,.0f} rec/s)",
-        "(reported)",
-        "-",
-        "-",
-        "-",
-    )
-    table.add_row(
-        "vs discogsography (960 rec/s, DESIGN.md)",
-        f"{summary['vs_discogsography_anchor']:,.1f}x",
-        "(anchor)",
-        "-",
-        "-",
-        "-",
-    )
+    return rows + _reported_rows(summary)
+
+
+def _reported_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Figures shown beside the targets, judged by none."""
+    rerun = f"{summary['rerun_speedup']:.2f}x ({summary['rerun_records_per_second']:,.0f} rec/s)"
+    rows = [
+        ("unchanged re-run vs first load", rerun, "(reported)"),
+        (
+            "vs discogsography (960 rec/s, DESIGN.md)",
+            f"{summary['vs_discogsography_anchor']:,.1f}x",
+            "(anchor)",
+        ),
+    ]
     if "consumer_startup_seconds" in summary:
         startup = f"{summary['consumer_startup_seconds']:.2f} s"
-        table.add_row("consumer start-up (in every run)", startup, "-", "-", "-", "-")
-    return table
+        rows.append(("consumer start-up (in every run)", startup, "-"))
+    return [(*row, "-", "-", "-") for row in rows]
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """nodes+rels/s and records/s of the first load, and the re-run, per batch size."""
-    table = Table(title="sweep: NEO4J_BATCH_SIZE")
     columns = ("batch size", "nodes+rels/s", "records/s", "unchanged re-run rec/s", "mean batch")
-    for column in (*columns, "consumer CPU", "Neo4j CPU"):
-        table.add_column(column, justify="right")
+    table = new_table("sweep: NEO4J_BATCH_SIZE", (*columns, "consumer CPU", "Neo4j CPU"))
     for row in rows:
         neo4j_cpu = row["first_neo4j_cpu_share"]
         table.add_row(
@@ -147,22 +161,16 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console(width=None if sys.stdout.isatty() else 200)
+    console = console or piped_console(200)
     console.print(results_table(result))
     console.print(targets_table(result["summary"]))
     if result.get("sweep"):
         console.print(sweep_table(result["sweep"]))
-    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
-    machine = result["machine"]
-    load = result["load_average"]
     expected = result["expected_graph"]
-    console.print(
-        f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}; {versions}; graph of the first load: "
-        f"{expected['nodes']} nodes, {expected['relationships']} relationships; "
-        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; "
-        f"load average {load['start'][0]} at start, {load['end'][0]} at end"
+    print_footer(
+        console,
+        result,
+        f"graph of the first load: {expected['nodes']} nodes, "
+        f"{expected['relationships']} relationships; "
+        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; ",
     )
-    if result.get("git"):
-        dirty = " with uncommitted changes" if result["git"]["dirty"] else ""
-        console.print(f"measured at commit {result['git']['commit']}{dirty}")

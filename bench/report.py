@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness.report import console as piped_console
+from bench.harness.report import new_table, plain_table, print_footer, ratio, verdict
 
-def _ratio(value: float, reference: float | None) -> str:
-    return f"{value / reference:,.1f}x" if reference else "-"
+COLUMNS = ("path", "records", "seconds", "records/s", "vs (a)", "vs (b)", "of ceiling")
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -19,13 +19,10 @@ def results_table(result: dict[str, Any]) -> Table:
     base_a = rates.get("baseline_per_message")
     base_b = rates.get("baseline_executemany")
     ceiling = rates.get("ceiling_copy")
-    table = Table(title=f"tableinator benchmark, {result['date']}")
-    for column in ("path", "records", "seconds", "records/s", "vs (a)", "vs (b)", "of ceiling"):
-        table.add_column(column, justify="left" if column == "path" else "right")
     # The process's RSS high-water mark during the row: memory an earlier row freed is not
     # always returned to the OS, so a row can show more than it used itself.
-    table.add_column("peak RSS MiB", justify="right")
-    table.add_column("notes")
+    columns = (*COLUMNS, "peak RSS MiB", "notes")
+    table = new_table(f"tableinator benchmark, {result['date']}", columns, ("path", "notes"))
     for m in result["measurements"]:
         rate = m["records_per_second"]
         details = m["details"]
@@ -48,8 +45,8 @@ def results_table(result: dict[str, Any]) -> Table:
             f"{m['records']:,}",
             f"{m['seconds']:.2f}",
             f"{rate:,.0f}",
-            _ratio(rate, base_a),
-            _ratio(rate, base_b),
+            ratio(rate, base_a),
+            ratio(rate, base_b),
             f"{rate / ceiling:.0%}" if ceiling else "-",
             f"{m['peak_rss_mib']:,.0f}" if m["peak_rss_mib"] is not None else "-",
             "; ".join(notes),
@@ -59,52 +56,43 @@ def results_table(result: dict[str, Any]) -> Table:
 
 def targets_table(summary: dict[str, Any]) -> Table:
     """Each target of DESIGN.md beside the measured figure."""
-    table = Table(title="targets (2 cores)")
-    for column in ("figure", "measured", "target", "met"):
-        table.add_column(column)
-
-    def verdict(met: bool | None) -> str:
-        return "-" if met is None else ("yes" if met else "MISSED")
-
-    table.add_row(
-        "first load records/s",
-        f"{summary['first_load_records_per_second']:,.0f}",
-        f">= {summary['target_records_per_second']:,.0f}",
-        verdict(summary["rate_target_met"]),
-    )
-    if "vs_baseline_a" in summary:
-        table.add_row(
-            "vs baseline (a)",
-            f"{summary['vs_baseline_a']:,.1f}x",
-            f">= {summary['target_vs_baseline']:.0f}x",
-            verdict(summary["baseline_target_met"]),
-        )
-    if "vs_baseline_b" in summary:
-        table.add_row("vs baseline (b)", f"{summary['vs_baseline_b']:,.1f}x", "(reported)", "-")
-    table.add_row(
-        "unchanged re-run vs first load",
-        f"{summary['rerun_speedup']:.2f}x faster",
-        f">= {summary['target_rerun_speedup']:.0f}x",
-        verdict(summary["rerun_target_met"]),
-    )
-    if "consumer_startup_seconds" in summary:
-        table.add_row(
-            "consumer start-up (in every run)",
-            f"{summary['consumer_startup_seconds']:.2f} s",
-            "-",
-            "-",
-        )
-    if "share_of_ceiling" in summary:
-        table.add_row("share of plain COPY", f"{summary['share_of_ceiling']:.0%}", "-", "-")
+    table = plain_table("targets (2 cores)", ("figure", "measured", "target", "met"))
+    for row in _target_rows(summary):
+        table.add_row(*row)
     return table
+
+
+def _target_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = [
+        (
+            "first load records/s",
+            f"{summary['first_load_records_per_second']:,.0f}",
+            f">= {summary['target_records_per_second']:,.0f}",
+            verdict(summary["rate_target_met"]),
+        )
+    ]
+    if "vs_baseline_a" in summary:
+        target = f">= {summary['target_vs_baseline']:.0f}x"
+        met = verdict(summary["baseline_target_met"])
+        rows.append(("vs baseline (a)", f"{summary['vs_baseline_a']:,.1f}x", target, met))
+    if "vs_baseline_b" in summary:
+        rows.append(("vs baseline (b)", f"{summary['vs_baseline_b']:,.1f}x", "(reported)", "-"))
+    target = f">= {summary['target_rerun_speedup']:.0f}x"
+    met = verdict(summary["rerun_target_met"])
+    rerun = f"{summary['rerun_speedup']:.2f}x faster"
+    rows.append(("unchanged re-run vs first load", rerun, target, met))
+    if "consumer_startup_seconds" in summary:
+        startup = f"{summary['consumer_startup_seconds']:.2f} s"
+        rows.append(("consumer start-up (in every run)", startup, "-", "-"))
+    if "share_of_ceiling" in summary:
+        rows.append(("share of plain COPY", f"{summary['share_of_ceiling']:.0%}", "-", "-"))
+    return rows
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """records/s of the first load and the unchanged re-run per batch size and prefetch."""
-    table = Table(title="sweep: batch size x prefetch (records/s)")
     columns = ("batch size", "prefetch", "first load", "unchanged re-run", "mean flush")
-    for column in (*columns, "consumer CPU"):
-        table.add_column(column, justify="right")
+    table = new_table("sweep: batch size x prefetch (records/s)", (*columns, "consumer CPU"))
     for row in rows:
         table.add_row(
             f"{row['batch_size']:,}",
@@ -118,20 +106,14 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    console = console or piped_console(160)
     console.print(results_table(result))
     console.print(targets_table(result["summary"]))
     if result.get("sweep"):
         console.print(sweep_table(result["sweep"]))
-    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
-    machine = result["machine"]
-    load = result["load_average"]
-    console.print(
-        f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}; {versions}; records {result['record_bytes']['mean']:.0f} "
-        f"bytes of JSON on average; process peak RSS {result['peak_rss_mib']:,.0f} MiB; "
-        f"load average {load['start'][0]} at start, {load['end'][0]} at end"
+    print_footer(
+        console,
+        result,
+        f"records {result['record_bytes']['mean']:.0f} bytes of JSON on average; "
+        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; ",
     )
-    if result.get("git"):
-        dirty = " with uncommitted changes" if result["git"]["dirty"] else ""
-        console.print(f"measured at commit {result['git']['commit']}{dirty}")
