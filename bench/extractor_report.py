@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.harness.report import console as piped_console
-from bench.harness.report import new_table, plain_table, print_footer, verdict
+from bench.harness.report import new_table, plain_table, print_tables, verdict
 
 LABELS = {
     "baseline": "baseline: sequential, sleep(0.5)",
@@ -115,11 +115,12 @@ def targets_table(summary: dict[str, Any]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or piped_console(180)
-    if result["measurements"]:
-        console.print(rates_table(result))
-    if result["memory"]:
-        console.print(memory_table(result["memory"]))
-    console.print(targets_table(result["summary"]))
+    tables = (
+        rates_table if result["measurements"] else None,
+        (lambda r: memory_table(r["memory"])) if result["memory"] else None,
+        lambda r: targets_table(r["summary"]),
+    )
     latency = result["options"]["latency_ms"]
-    print_footer(console, result, f"demo API {latency:g} ms per page; ")
+    print_tables(
+        console or piped_console(180), result, tables, f"demo API {latency:g} ms per page; "
+    )

@@ -29,7 +29,7 @@ import aio_pika
 import neo4j
 
 from bench import graphinator_baselines as baselines
-from bench.graph_context import CONSUMER, GraphBenchContext, GraphNamespace, graph_context
+from bench.graph_context import GraphBenchContext, GraphNamespace, graph_context
 from bench.graphinator_consumer import ExpectedGraph, SpoiledMeasurementError, project_load, service
 from bench.harness.cli import ConsumerOptions
 from bench.harness.consumer import startup_seconds
@@ -101,7 +101,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
             records = BenchRecords(options.records)
             expected = ExpectedGraph.of(records)
             startup = await isolated(
-                ctx, lambda ns: startup_seconds(ctx, CONSUMER, ns.name, service(ctx, ns, base))
+                ctx, lambda ns: startup_seconds(ctx, ns, service(ctx, ns, base))
             )
             measurements = await _rounds(ctx, options, base, records, expected)
             sweep = await _sweep(ctx, options, base) if options.sweep else []

@@ -25,16 +25,15 @@ from bench.graph_context import (
 )
 from bench.harness.broker import queue_depth
 from bench.harness.consumer import (
+    JobFigures,
     Service,
-    batch_details,
     consumer_metric,
-    flush_details,
     flush_stats,
     publish_job,
     time_job,
 )
 from bench.harness.measure import Measurement, cpu_seconds, load_average
-from bench.records import PAGE_SIZE, BenchRecords
+from bench.records import BenchRecords
 from common.settings import (
     ConsumerSettings,
     DatasetSettings,
@@ -88,22 +87,13 @@ async def project_load(
     changed: bool,
 ) -> Measurement:
     """Publish the records as pages and an end-of-job, then time graphinator consuming them."""
-    job_id, published, publish_seconds = await publish_job(
-        ctx, CONSUMER, ns.name, records, run, changed
-    )
+    job_id, published, publish_seconds = await publish_job(ctx, ns, records, run, changed)
     before, errors_before = _consumer_stats(ns), _store_errors()
     server = neo4j_pid()
     cpu_before, neo4j_before = cpu_seconds(), neo4j_cpu_seconds()
     async with watching_foreign_work(ctx, ns.prefix) as foreign:
-        seconds, peak = await time_job(
-            ctx,
-            CONSUMER,
-            ns.name,
-            job_id,
-            service(ctx, ns, batch),
-            pages=published,
-            records=records.count,
-        )
+        consumer = service(ctx, ns, batch)
+        seconds, peak = await time_job(ctx, ns, job_id, consumer, published, records.count)
     cpu, neo4j_cpu = cpu_seconds() - cpu_before, neo4j_cpu_seconds() - neo4j_before
     check_same_server(server, run)
     errors = _store_errors() - errors_before
@@ -114,13 +104,9 @@ async def project_load(
     counts = await _check_landed(ctx, ns, expected, run)
     details = {
         **_graph_details(stats, counts),
-        "publish_seconds": round(publish_seconds, 3),
-        "publish_records_per_second": round(records.count / publish_seconds, 1),
-        "pages": published,
-        "page_size": PAGE_SIZE,
-        **batch_details(batch, "writes_in_flight"),
-        **flush_details(stats),
-        "process_cpu_share": round(cpu / seconds, 2),
+        **JobFigures(published, publish_seconds, seconds, cpu, stats).details(
+            records.count, batch, "writes_in_flight"
+        ),
         **server_details(neo4j_cpu, seconds, foreign),
     }
     return Measurement(

@@ -7,8 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness.report import console as piped_console
-from bench.harness.report import new_table, plain_table, print_footer, ratio, verdict
+from bench.harness import report as shared
 
 COLUMNS = ("path", "records", "nodes", "rels", "seconds", "records/s", "nodes+rels/s")
 TARGET_COLUMNS = ("figure", "measured", "issue floor", "met", "DESIGN.md", "met")
@@ -21,55 +20,45 @@ def results_table(result: dict[str, Any]) -> Table:
     base = by_name.get(summary.get("baseline", ""))
     base_items = base["graph_items_per_second"] if base else None
     base_records = base["records_per_second"] if base else None
-    columns = (*COLUMNS, "vs baseline", "vs baseline (records/s)", "peak RSS MiB", "notes")
-    table = new_table(f"graphinator benchmark, {result['date']}", columns, ("path", "notes"))
-    for m in result["measurements"]:
-        details = m["details"]
-        items = m["graph_items_per_second"]
-        table.add_row(
-            m["label"],
-            f"{m['records']:,}",
-            f"{details['nodes']:,}",
-            f"{details['relationships']:,}",
-            f"{m['seconds']:.2f}",
-            f"{m['records_per_second']:,.0f}",
-            f"{items:,.0f}",
-            ratio(items, base_items) if items else "-",
-            ratio(m["records_per_second"], base_records),
-            f"{m['peak_rss_mib']:,.0f}" if m["peak_rss_mib"] is not None else "-",
-            "; ".join(_notes(details)),
-        )
-    return table
+
+    def figures(m: dict[str, Any]) -> tuple[str, ...]:
+        details, items = m["details"], m["graph_items_per_second"]
+        graph = (f"{details['nodes']:,}", f"{details['relationships']:,}", f"{m['seconds']:.2f}")
+        rates = (f"{m['records_per_second']:,.0f}", f"{items:,.0f}")
+        vs_items = shared.ratio(items, base_items) if items else "-"
+        return (*graph, *rates, vs_items, shared.ratio(m["records_per_second"], base_records))
+
+    columns = (*COLUMNS, "vs baseline", "vs baseline (records/s)")
+    title = f"graphinator benchmark, {result['date']}"
+    return shared.measurements_table(title, columns, result, figures, _notes)
+
+
+NOTES: list[shared.Note] = [
+    ("records_skipped", "nonzero", "{records_skipped:,} skipped by hash"),
+    ("relationships_deleted", "nonzero", "{relationships_deleted:,} rels replaced"),
+    ("statements_per_record", "present", "{statements_per_record} statements per tx, prefetch 1"),
+    (
+        "batches_written",
+        "nonzero",
+        "{batches_written:,} batches of {mean_batch_records:,.0f}, {flush_seconds:.1f} s writing",
+    ),
+    ("process_cpu_share", "present", "consumer CPU {process_cpu_share:.0%}"),
+    ("neo4j_cpu_share", "set", "Neo4j CPU {neo4j_cpu_share:.0%}"),
+    ("load_average_1m", "present", "load {load_average_1m:.2f}"),
+]
 
 
 def _notes(details: dict[str, Any]) -> list[str]:
-    notes = []
-    if details.get("records_skipped"):
-        notes.append(f"{details['records_skipped']:,} skipped by hash")
-    if details.get("relationships_deleted"):
-        notes.append(f"{details['relationships_deleted']:,} rels replaced")
-    if "statements_per_record" in details:
-        notes.append(f"{details['statements_per_record']} statements per tx, prefetch 1")
-    if details.get("batches_written"):
-        notes.append(
-            f"{details['batches_written']:,} batches of {details['mean_batch_records']:,.0f},"
-            f" {details['flush_seconds']:.1f} s writing"
-        )
-    if "process_cpu_share" in details:
-        notes.append(f"consumer CPU {details['process_cpu_share']:.0%}")
-    if details.get("neo4j_cpu_share") is not None:
-        notes.append(f"Neo4j CPU {details['neo4j_cpu_share']:.0%}")
-    if "load_average_1m" in details:
-        notes.append(f"load {details['load_average_1m']:.2f}")
+    shown = shared.notes(details, NOTES)
     foreign = details.get("foreign_neo4j_work", {}).get("share", 0)
     if foreign:
-        notes.append(f"other Neo4j clients busy in {foreign:.0%} of samples")
-    return notes
+        shown.append(f"other Neo4j clients busy in {foreign:.0%} of samples")
+    return shown
 
 
 def targets_table(summary: dict[str, Any]) -> Table:
     """Each target of the issue and DESIGN.md beside the measured figure."""
-    table = plain_table("targets (2 cores)", TARGET_COLUMNS)
+    table = shared.plain_table("targets (2 cores)", TARGET_COLUMNS)
     for row in _target_rows(summary):
         table.add_row(*row)
     return table
@@ -79,15 +68,15 @@ def _judged(
     summary: dict[str, Any], figure: str, measured: str, keys: str, form: str
 ) -> tuple[str, ...]:
     """A row judged against the issue's floor and DESIGN.md's target: ``keys`` names the
-    summary's floor, its verdict, the target and its verdict, space-separated."""
+    summary's floor, its shared.verdict, the target and its shared.verdict, space-separated."""
     floor, floor_met, design, design_met = (summary[key] for key in keys.split())
     return (
         figure,
         measured,
         ">= " + form.format(floor),
-        verdict(floor_met),
+        shared.verdict(floor_met),
         ">= " + form.format(design),
-        verdict(design_met),
+        shared.verdict(design_met),
     )
 
 
@@ -145,7 +134,7 @@ def _reported_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """nodes+rels/s and records/s of the first load, and the re-run, per batch size."""
     columns = ("batch size", "nodes+rels/s", "records/s", "unchanged re-run rec/s", "mean batch")
-    table = new_table("sweep: NEO4J_BATCH_SIZE", (*columns, "consumer CPU", "Neo4j CPU"))
+    table = shared.new_table("sweep: NEO4J_BATCH_SIZE", (*columns, "consumer CPU", "Neo4j CPU"))
     for row in rows:
         neo4j_cpu = row["first_neo4j_cpu_share"]
         table.add_row(
@@ -161,16 +150,12 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or piped_console(200)
-    console.print(results_table(result))
-    console.print(targets_table(result["summary"]))
-    if result.get("sweep"):
-        console.print(sweep_table(result["sweep"]))
     expected = result["expected_graph"]
-    print_footer(
-        console,
-        result,
+    sweep = (lambda r: sweep_table(r["sweep"])) if result.get("sweep") else None
+    tables = (results_table, lambda r: targets_table(r["summary"]), sweep)
+    middle = (
         f"graph of the first load: {expected['nodes']} nodes, "
         f"{expected['relationships']} relationships; "
-        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; ",
+        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; "
     )
+    shared.print_tables(console or shared.console(200), result, tables, middle)

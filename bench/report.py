@@ -7,9 +7,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness.report import console as piped_console
-from bench.harness.report import new_table, plain_table, print_footer, ratio, verdict
+from bench.harness import report as shared
 
+NOTES: list[shared.Note] = [
+    ("rows_written", "present", "{rows_written:,} rows written"),
+    ("publish_records_per_second", "present", "published at {publish_records_per_second:,.0f}/s"),
+    ("prefetch", "present", "prefetch {prefetch}, batch {batch_size}"),
+    (
+        "batches_written",
+        "nonzero",
+        "{batches_written:,} flushes of {mean_batch_records:,.0f} on average,"
+        " {flush_seconds:.1f} s writing",
+    ),
+    ("process_cpu_share", "present", "consumer on CPU {process_cpu_share:.0%} of the time"),
+]
 COLUMNS = ("path", "records", "seconds", "records/s", "vs (a)", "vs (b)", "of ceiling")
 
 
@@ -19,44 +30,24 @@ def results_table(result: dict[str, Any]) -> Table:
     base_a = rates.get("baseline_per_message")
     base_b = rates.get("baseline_executemany")
     ceiling = rates.get("ceiling_copy")
-    # The process's RSS high-water mark during the row: memory an earlier row freed is not
-    # always returned to the OS, so a row can show more than it used itself.
-    columns = (*COLUMNS, "peak RSS MiB", "notes")
-    table = new_table(f"tableinator benchmark, {result['date']}", columns, ("path", "notes"))
-    for m in result["measurements"]:
+
+    def figures(m: dict[str, Any]) -> tuple[str, ...]:
         rate = m["records_per_second"]
-        details = m["details"]
-        notes = []
-        if "rows_written" in details:
-            notes.append(f"{details['rows_written']:,} rows written")
-        if "publish_records_per_second" in details:
-            notes.append(f"published at {details['publish_records_per_second']:,.0f}/s")
-        if "prefetch" in details:
-            notes.append(f"prefetch {details['prefetch']}, batch {details['batch_size']}")
-        if details.get("batches_written"):
-            notes.append(
-                f"{details['batches_written']:,} flushes of {details['mean_batch_records']:,.0f}"
-                f" on average, {details['flush_seconds']:.1f} s writing"
-            )
-        if "process_cpu_share" in details:
-            notes.append(f"consumer on CPU {details['process_cpu_share']:.0%} of the time")
-        table.add_row(
-            m["label"],
-            f"{m['records']:,}",
-            f"{m['seconds']:.2f}",
-            f"{rate:,.0f}",
-            ratio(rate, base_a),
-            ratio(rate, base_b),
-            f"{rate / ceiling:.0%}" if ceiling else "-",
-            f"{m['peak_rss_mib']:,.0f}" if m["peak_rss_mib"] is not None else "-",
-            "; ".join(notes),
-        )
-    return table
+        of_ceiling = f"{rate / ceiling:.0%}" if ceiling else "-"
+        vs = (shared.ratio(rate, base_a), shared.ratio(rate, base_b), of_ceiling)
+        return (f"{m['seconds']:.2f}", f"{rate:,.0f}", *vs)
+
+    # The peak RSS column is the process's high-water mark during the row: memory an earlier
+    # row freed is not always returned to the OS, so a row can show more than it used itself.
+    title = f"tableinator benchmark, {result['date']}"
+    return shared.measurements_table(
+        title, COLUMNS, result, figures, lambda details: shared.notes(details, NOTES)
+    )
 
 
 def targets_table(summary: dict[str, Any]) -> Table:
     """Each target of DESIGN.md beside the measured figure."""
-    table = plain_table("targets (2 cores)", ("figure", "measured", "target", "met"))
+    table = shared.plain_table("targets (2 cores)", ("figure", "measured", "target", "met"))
     for row in _target_rows(summary):
         table.add_row(*row)
     return table
@@ -68,17 +59,17 @@ def _target_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "first load records/s",
             f"{summary['first_load_records_per_second']:,.0f}",
             f">= {summary['target_records_per_second']:,.0f}",
-            verdict(summary["rate_target_met"]),
+            shared.verdict(summary["rate_target_met"]),
         )
     ]
     if "vs_baseline_a" in summary:
         target = f">= {summary['target_vs_baseline']:.0f}x"
-        met = verdict(summary["baseline_target_met"])
+        met = shared.verdict(summary["baseline_target_met"])
         rows.append(("vs baseline (a)", f"{summary['vs_baseline_a']:,.1f}x", target, met))
     if "vs_baseline_b" in summary:
         rows.append(("vs baseline (b)", f"{summary['vs_baseline_b']:,.1f}x", "(reported)", "-"))
     target = f">= {summary['target_rerun_speedup']:.0f}x"
-    met = verdict(summary["rerun_target_met"])
+    met = shared.verdict(summary["rerun_target_met"])
     rerun = f"{summary['rerun_speedup']:.2f}x faster"
     rows.append(("unchanged re-run vs first load", rerun, target, met))
     if "consumer_startup_seconds" in summary:
@@ -92,7 +83,7 @@ def _target_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """records/s of the first load and the unchanged re-run per batch size and prefetch."""
     columns = ("batch size", "prefetch", "first load", "unchanged re-run", "mean flush")
-    table = new_table("sweep: batch size x prefetch (records/s)", (*columns, "consumer CPU"))
+    table = shared.new_table("sweep: batch size x prefetch (records/s)", (*columns, "consumer CPU"))
     for row in rows:
         table.add_row(
             f"{row['batch_size']:,}",
@@ -106,14 +97,10 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or piped_console(160)
-    console.print(results_table(result))
-    console.print(targets_table(result["summary"]))
-    if result.get("sweep"):
-        console.print(sweep_table(result["sweep"]))
-    print_footer(
-        console,
-        result,
+    sweep = (lambda r: sweep_table(r["sweep"])) if result.get("sweep") else None
+    tables = (results_table, lambda r: targets_table(r["summary"]), sweep)
+    middle = (
         f"records {result['record_bytes']['mean']:.0f} bytes of JSON on average; "
-        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; ",
+        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; "
     )
+    shared.print_tables(console or shared.console(160), result, tables, middle)

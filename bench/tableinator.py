@@ -28,7 +28,7 @@ import orjson
 import psycopg
 
 from bench import tableinator_baselines as baselines
-from bench.context import CONSUMER, BenchContext
+from bench.context import BenchContext
 from bench.harness.cli import ConsumerOptions
 from bench.harness.consumer import startup_seconds
 from bench.harness.context import broker_context
@@ -75,9 +75,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 measure = partial(baseline, ctx, records=few, limit=options.baseline_seconds)
                 measurements.append(await isolated(ctx, measure))
         records = BenchRecords(options.records)
-        startup = await isolated(
-            ctx, lambda ns: startup_seconds(ctx, CONSUMER, ns.name, service(ctx, ns, base))
-        )
+        startup = await isolated(ctx, lambda ns: startup_seconds(ctx, ns, service(ctx, ns, base)))
         measurements += await _project_runs(ctx, records, base, options.repeat)
         for primary_key in (False, True):
             copy = partial(baselines.plain_copy, ctx, records=records, primary_key=primary_key)

@@ -12,15 +12,14 @@ from psycopg import sql
 from bench.context import CONSUMER, BenchContext, Namespace
 from bench.harness.broker import queue_depth
 from bench.harness.consumer import (
+    JobFigures,
     Service,
-    batch_details,
-    flush_details,
     flush_stats,
     publish_job,
     time_job,
 )
 from bench.harness.measure import Measurement, cpu_seconds
-from bench.records import PAGE_SIZE, BenchRecords
+from bench.records import BenchRecords
 from common.settings import (
     ConsumerSettings,
     DatasetSettings,
@@ -46,20 +45,11 @@ async def project_load(
     changed: bool,
 ) -> Measurement:
     """Publish the records as pages and an end-of-job, then time tableinator consuming them."""
-    job_id, published, publish_seconds = await publish_job(
-        ctx, CONSUMER, ns.name, records, run, changed
-    )
+    job_id, published, publish_seconds = await publish_job(ctx, ns, records, run, changed)
     db_started = await ctx.scalar("SELECT clock_timestamp()")
     flushed_before, cpu_before = flush_stats(CONSUMER, ns.name), cpu_seconds()
-    seconds, peak = await time_job(
-        ctx,
-        CONSUMER,
-        ns.name,
-        job_id,
-        service(ctx, ns, batch),
-        pages=published,
-        records=records.count,
-    )
+    consumer = service(ctx, ns, batch)
+    seconds, peak = await time_job(ctx, ns, job_id, consumer, published, records.count)
     cpu = cpu_seconds() - cpu_before
     flushed = flush_stats(CONSUMER, ns.name)
     rows, written = await _landed(ctx, ns, db_started)
@@ -68,13 +58,13 @@ async def project_load(
         raise RuntimeError(f"{run}: {rows} rows of {records.count}, {left} messages left")
     details = {
         "rows_written": written,
-        "publish_seconds": round(publish_seconds, 3),
-        "publish_records_per_second": round(records.count / publish_seconds, 1),
-        "pages": published,
-        "page_size": PAGE_SIZE,
-        **batch_details(batch),
-        **flush_details({k: flushed[k] - flushed_before[k] for k in flushed}),
-        "process_cpu_share": round(cpu / seconds, 2),
+        **JobFigures(
+            published,
+            publish_seconds,
+            seconds,
+            cpu,
+            {k: flushed[k] - flushed_before[k] for k in flushed},
+        ).details(records.count, batch),
     }
     return Measurement(
         f"tableinator_{run}", LABELS[run], records.count, seconds, round(peak, 1), details

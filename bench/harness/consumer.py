@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from bench.harness.broker import declare_plain_queue, publish_all
 from bench.harness.measure import Stopwatch, run_until_finalised
-from bench.records import BenchRecords
+from bench.records import PAGE_SIZE, BenchRecords
 from common.envelope import EndOfJob, encode
 from common.settings import ConsumerSettings
 from common.topology import Topology
@@ -40,10 +40,34 @@ class Publishing(Protocol):
     timeout: float
 
 
+@dataclass(frozen=True)
+class ConsumerNamespace:
+    """One measurement's dataset name (naming its queues) and spec file."""
+
+    consumer: ClassVar[str] = ""
+    name: str
+    spec_path: Path
+
+    @property
+    def queue(self) -> str:
+        return Topology.queue_name(self.consumer, self.name, ENTITY)
+
+    @property
+    def baseline_queue(self) -> str:
+        """The baselines' queue: one record per message, on the default exchange."""
+        return f"bench.{self.name}.one_record_per_message"
+
+    @property
+    def queues(self) -> list[str]:
+        dlq = Topology.dead_letter_queue_name(self.consumer, self.name, ENTITY)
+        return [self.queue, dlq, self.baseline_queue]
+
+
 async def publish_job(
-    ctx: Publishing, consumer: str, dataset: str, records: BenchRecords, run: str, changed: bool
+    ctx: Publishing, ns: ConsumerNamespace, records: BenchRecords, run: str, changed: bool
 ) -> tuple[str, int, float]:
     """Publish the records as page batches of a new job; (job id, pages, seconds)."""
+    consumer, dataset = ns.consumer, ns.name
     job_id = f"{dataset}-{run}-{secrets.token_hex(3)}"
     await ctx.topology.declare_queue(ctx.channel, consumer, dataset, ENTITY)
     pages = records.pages(job_id=job_id, dataset=dataset, entity=ENTITY, changed=changed)
@@ -57,17 +81,11 @@ async def publish_job(
 
 
 async def time_job(
-    ctx: Publishing,
-    consumer: str,
-    dataset: str,
-    job_id: str,
-    service: Service,
-    *,
-    pages: int,
-    records: int,
+    ctx: Publishing, ns: ConsumerNamespace, job_id: str, service: Service, pages: int, records: int
 ) -> tuple[float, float]:
-    """Publish the job's end-of-job message, then time the consumer until it is finalised;
-    (seconds, peak RSS)."""
+    """Publish the job's end-of-job message (``pages`` and ``records`` published), then time
+    the consumer until it is finalised; (seconds, peak RSS)."""
+    consumer, dataset = ns.consumer, ns.name
     waiter = CompletionWaiter(ctx.channel, ctx.topology, job_id)
     await waiter.listen()
     try:
@@ -79,11 +97,10 @@ async def time_job(
         await waiter.close()
 
 
-async def startup_seconds(ctx: Publishing, consumer: str, dataset: str, service: Service) -> float:
+async def startup_seconds(ctx: Publishing, ns: ConsumerNamespace, service: Service) -> float:
     """The fixed cost inside every timed run: a cold start and an end-of-job, no records."""
-    await ctx.topology.declare_queue(ctx.channel, consumer, dataset, ENTITY)
-    job_id = f"{dataset}-startup"
-    seconds, _ = await time_job(ctx, consumer, dataset, job_id, service, pages=0, records=0)
+    await ctx.topology.declare_queue(ctx.channel, ns.consumer, ns.name, ENTITY)
+    seconds, _ = await time_job(ctx, ns, f"{ns.name}-startup", service, 0, 0)
     return seconds
 
 
@@ -124,30 +141,29 @@ def flush_details(stats: dict[str, float]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ConsumerNamespace:
-    """One measurement's dataset name (naming its queues) and spec file."""
-
-    consumer: ClassVar[str] = ""
-    name: str
-    spec_path: Path
-
-    @property
-    def queue(self) -> str:
-        return Topology.queue_name(self.consumer, self.name, ENTITY)
-
-    @property
-    def baseline_queue(self) -> str:
-        """The baselines' queue: one record per message, on the default exchange."""
-        return f"bench.{self.name}.one_record_per_message"
-
-    @property
-    def queues(self) -> list[str]:
-        dlq = Topology.dead_letter_queue_name(self.consumer, self.name, ENTITY)
-        return [self.queue, dlq, self.baseline_queue]
-
-
 def batch_details(batch: ConsumerSettings, *extra: str) -> dict[str, Any]:
     """The consumer's batch settings a measurement ran with."""
     names = ("batch_size", "prefetch", "max_pending", *extra)
     return {name: getattr(batch, name) for name in names}
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """What every consumer measurement reports of its job beside its rate."""
+
+    pages: int
+    publish_seconds: float
+    seconds: float
+    cpu_seconds: float
+    flushed: dict[str, float]  # the difference of ``flush_stats`` over the run
+
+    def details(self, records: int, batch: ConsumerSettings, *extra: str) -> dict[str, Any]:
+        return {
+            "publish_seconds": round(self.publish_seconds, 3),
+            "publish_records_per_second": round(records / self.publish_seconds, 1),
+            "pages": self.pages,
+            "page_size": PAGE_SIZE,
+            **batch_details(batch, *extra),
+            **flush_details(self.flushed),
+            "process_cpu_share": round(self.cpu_seconds / self.seconds, 2),
+        }

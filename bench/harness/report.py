@@ -4,7 +4,7 @@ the closing lines (machine, versions, load, commit)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.console import Console
@@ -33,12 +33,58 @@ def plain_table(title: str, columns: Iterable[str]) -> Table:
     return table
 
 
+def measurements_table(
+    title: str,
+    columns: Iterable[str],
+    result: dict[str, Any],
+    figures: Callable[[dict[str, Any]], Iterable[str]],
+    notes: Callable[[dict[str, Any]], list[str]],
+) -> Table:
+    """One row per measured path: its label and records, the benchmark's ``figures``, the
+    process's peak RSS during it, and the ``notes`` on its details."""
+    table = new_table(title, (*columns, "peak RSS MiB", "notes"), ("path", "notes"))
+    for m in result["measurements"]:
+        cells = (*figures(m), rss_cell(m["peak_rss_mib"]), "; ".join(notes(m["details"])))
+        table.add_row(*head_cells(m), *cells)
+    return table
+
+
+def head_cells(m: dict[str, Any]) -> tuple[str, str]:
+    """A measurement row's first cells: its label and its records."""
+    return m["label"], f"{m['records']:,}"
+
+
+def rss_cell(mib: float | None) -> str:
+    return "-" if mib is None else f"{mib:,.0f}"
+
+
 def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:,.1f}x" if reference else "-"
 
 
 def verdict(met: bool | None) -> str:
     return "-" if met is None else ("yes" if met else "MISSED")
+
+
+# A note of a results row: the detail it needs, when it shows ("present": the detail is
+# there; "nonzero": and is not 0; "set": and is not None) and its text over the details.
+Note = tuple[str, str, str]
+
+
+def notes(details: dict[str, Any], rules: Iterable[Note]) -> list[str]:
+    """The notes column of a row: each rule's text whose detail shows."""
+    shown = []
+    for key, when, text in rules:
+        value = details.get(key)
+        if when == "present":
+            show = key in details
+        elif when == "set":
+            show = value is not None
+        else:
+            show = bool(value)
+        if show:
+            shown.append(text.format(**details))
+    return shown
 
 
 def print_footer(out: Console, result: dict[str, Any], middle: str) -> None:
@@ -54,3 +100,16 @@ def print_footer(out: Console, result: dict[str, Any], middle: str) -> None:
     if result.get("git"):
         dirty = " with uncommitted changes" if result["git"]["dirty"] else ""
         out.print(f"measured at commit {result['git']['commit']}{dirty}")
+
+
+def print_tables(
+    out: Console,
+    result: dict[str, Any],
+    tables: Iterable[Callable[[dict[str, Any]], Table] | None],
+    middle: str,
+) -> None:
+    """Each table drawn from the result (None: left out), then the footer."""
+    for table in tables:
+        if table is not None:
+            out.print(table(result))
+    print_footer(out, result, middle)
