@@ -131,20 +131,30 @@ class ExtractorBenchContext(BrokerContext):
     async def unspoiled(self, label: str, measure: Callable[[], Awaitable[T]]) -> T:
         """``measure()``, again (up to ``ATTEMPTS`` times) if it failed or PostgreSQL
         restarted meanwhile: tests beside the benchmark restart it, and a job whose ledger
-        was down for a while measures the restart, not the extractor."""
-        for attempt in range(1, ATTEMPTS + 1):
-            started = await self.postgres_scalar(POSTMASTER_STARTED)
-            try:
-                result = await measure()
-            except Exception as exc:
-                if attempt == ATTEMPTS:
-                    raise
-                log.warning("%s failed (%s); measuring it again", label, exc)
-                continue
-            if await self.postgres_scalar(POSTMASTER_STARTED) == started:
-                return result
+        was down for a while measures the restart, not the extractor. The last attempt's
+        error is raised."""
+        for _ in range(ATTEMPTS - 1):
+            kept = await self._kept(label, measure)
+            if kept:
+                return kept[0]
+        started = await self.postgres_scalar(POSTMASTER_STARTED)
+        result = await measure()
+        if await self.postgres_scalar(POSTMASTER_STARTED) != started:
+            raise RuntimeError(f"{label}: PostgreSQL restarted during each of {ATTEMPTS} attempts")
+        return result
+
+    async def _kept(self, label: str, measure: Callable[[], Awaitable[T]]) -> tuple[T] | None:
+        """``(measure(),)`` if it succeeded with PostgreSQL up all along, else None (logged)."""
+        started = await self.postgres_scalar(POSTMASTER_STARTED)
+        try:
+            result = await measure()
+        except Exception as exc:  # any failure of a measurement: it is measured again
+            log.warning("%s failed (%s); measuring it again", label, exc)
+            return None
+        if await self.postgres_scalar(POSTMASTER_STARTED) != started:
             log.warning("PostgreSQL restarted during %s; measuring it again", label)
-        raise RuntimeError(f"{label}: PostgreSQL restarted during each of {ATTEMPTS} attempts")
+            return None
+        return (result,)
 
 
 @contextlib.asynccontextmanager

@@ -122,13 +122,12 @@ class GraphCounts:
     nodes: dict[str, int]
     relationships: dict[str, int]
 
-    @property
-    def node_total(self) -> int:
-        return sum(self.nodes.values())
-
-    @property
-    def relationship_total(self) -> int:
-        return sum(self.relationships.values())
+    def totals(self) -> dict[str, int]:
+        """``{"nodes": n, "relationships": r}``: all labels and types together."""
+        return {
+            "nodes": sum(self.nodes.values()),
+            "relationships": sum(self.relationships.values()),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {"nodes": self.nodes, "relationships": self.relationships}

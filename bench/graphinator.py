@@ -34,7 +34,7 @@ from bench.graphinator_consumer import ExpectedGraph, SpoiledMeasurementError, p
 from bench.harness.cli import ConsumerOptions
 from bench.harness.consumer import startup_seconds
 from bench.harness.measure import Measurement, peak_rss_mib
-from bench.harness.run import RunInfo, isolated, median
+from bench.harness.run import RunInfo, every_run, isolated, median
 from bench.records import BenchRecords
 from common.settings import ConsumerSettings, consumer_settings
 
@@ -103,7 +103,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
             startup = await isolated(
                 ctx, lambda ns: startup_seconds(ctx, ns, service(ctx, ns, base))
             )
-            measurements = await _rounds(ctx, options, base, records, expected)
+            measurements, rounds = await _rounds(ctx, options, base, records, expected)
             sweep = await _sweep(ctx, options, base) if options.sweep else []
     return {
         **info.header("graphinator"),
@@ -112,7 +112,10 @@ async def run_bench(options: Options) -> dict[str, Any]:
         "consumer_settings": base.model_dump(),
         "expected_graph": expected.counts.as_dict(),
         "measurements": [_as_dict(m) for m in measurements],
-        "summary": {**summarise(measurements), "consumer_startup_seconds": round(startup, 3)},
+        "summary": {
+            **every_run(summarise(measurements), [summarise(r) for r in rounds]),
+            "consumer_startup_seconds": round(startup, 3),
+        },
         "sweep": sweep,
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
@@ -192,7 +195,7 @@ async def _rounds(
     base: ConsumerSettings,
     records: BenchRecords,
     expected: ExpectedGraph,
-) -> list[Measurement]:
+) -> tuple[list[Measurement], list[list[Measurement]]]:
     """``repeat`` rounds of: the baselines, then graphinator's first load, unchanged re-run
     and 10%-changed re-run; each measurement's median round. Baselines and graphinator run
     side by side in every round, so a busy spell on the machine hits both."""
@@ -227,7 +230,7 @@ async def _rounds(
             ", ".join(f"{m.name} {m.seconds:.2f} s ({m.rate:,.0f} rec/s)" for m in measured),
         )
         rounds.append(measured)
-    return [_median(list(runs)) for runs in zip(*rounds, strict=True)]
+    return [_median(list(runs)) for runs in zip(*rounds, strict=True)], rounds
 
 
 def _median(runs: list[Measurement]) -> Measurement:

@@ -134,8 +134,7 @@ async def per_record_transaction(
         seconds=seconds,
         peak_rss_mib=round(peak, 1),
         details={
-            "nodes": counts.node_total,
-            "relationships": counts.relationship_total,
+            **counts.totals(),
             "graph": counts.as_dict(),
             "statements_per_record": len(write.statements(records.record(0), shape)),
             "prefetch": 1,

@@ -64,51 +64,48 @@ def targets_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def _judged(
-    summary: dict[str, Any], figure: str, measured: str, keys: str, form: str
-) -> tuple[str, ...]:
-    """A row judged against the issue's floor and DESIGN.md's target: ``keys`` names the
-    summary's floor, its shared.verdict, the target and its shared.verdict, space-separated."""
-    floor, floor_met, design, design_met = (summary[key] for key in keys.split())
-    return (
-        figure,
-        measured,
-        ">= " + form.format(floor),
-        shared.verdict(floor_met),
-        ">= " + form.format(design),
-        shared.verdict(design_met),
-    )
+# The judged rows: the figure, the summary's measured key and its form, the keys of the
+# issue's floor, its verdict, DESIGN.md's target and its verdict, and the targets' form. A
+# row is shown when its verdict is in the summary.
+JUDGED = (
+    (
+        "first load records/s (each with its relationships)",
+        "first_load_records_per_second {:,.0f}",
+        "target_records_per_second rate_target_met design_records_per_second design_rate_met",
+        "{:,.0f}",
+    ),
+    (
+        "nodes+rels/s vs {baseline} baseline",
+        "vs_baseline {:,.1f}x",
+        "target_vs_baseline baseline_target_met design_vs_baseline design_baseline_met",
+        "{:.0f}x",
+    ),
+    (
+        "first load nodes+rels/s (the other reading)",
+        "first_load_graph_items_per_second {:,.0f}",
+        "target_records_per_second graph_rate_target_met design_records_per_second"
+        " design_graph_rate_met",
+        "{:,.0f}",
+    ),
+)
 
 
 def _target_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
-    rate_keys = "target_records_per_second {} design_records_per_second {}"
-    rows = [
-        _judged(
-            summary,
-            "first load records/s (each with its relationships)",
-            f"{summary['first_load_records_per_second']:,.0f}",
-            rate_keys.format("rate_target_met", "design_rate_met"),
-            "{:,.0f}",
-        )
-    ]
-    if "vs_baseline" in summary:
+    baseline = str(summary.get("baseline", "")).removeprefix("baseline_")
+    rows = []
+    for figure, measured, keys, form in JUDGED:
+        floor, floor_met, design, design_met = keys.split()
+        if floor_met not in summary:
+            continue
+        key, measured_form = measured.split(" ", 1)
         rows.append(
-            _judged(
-                summary,
-                f"nodes+rels/s vs {summary['baseline'].removeprefix('baseline_')} baseline",
-                f"{summary['vs_baseline']:,.1f}x",
-                "target_vs_baseline baseline_target_met design_vs_baseline design_baseline_met",
-                "{:.0f}x",
-            )
-        )
-    if "graph_rate_target_met" in summary:
-        rows.append(
-            _judged(
-                summary,
-                "first load nodes+rels/s (the other reading)",
-                f"{summary['first_load_graph_items_per_second']:,.0f}",
-                rate_keys.format("graph_rate_target_met", "design_graph_rate_met"),
-                "{:,.0f}",
+            (
+                figure.format(baseline=baseline),
+                shared.figure(summary, key, measured_form),
+                ">= " + form.format(summary[floor]),
+                shared.verdict(summary[floor_met]),
+                ">= " + form.format(summary[design]),
+                shared.verdict(summary[design_met]),
             )
         )
     return rows + _reported_rows(summary)

@@ -33,7 +33,7 @@ from bench.harness.cli import ConsumerOptions
 from bench.harness.consumer import startup_seconds
 from bench.harness.context import broker_context
 from bench.harness.measure import Measurement, peak_rss_mib
-from bench.harness.run import RunInfo, isolated, median
+from bench.harness.run import RunInfo, every_run, isolated, median
 from bench.records import BenchRecords
 from bench.tableinator_consumer import project_load, service
 from common.settings import (
@@ -76,7 +76,8 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 measurements.append(await isolated(ctx, measure))
         records = BenchRecords(options.records)
         startup = await isolated(ctx, lambda ns: startup_seconds(ctx, ns, service(ctx, ns, base)))
-        measurements += await _project_runs(ctx, records, base, options.repeat)
+        medians, rounds = await _project_runs(ctx, records, base, options.repeat)
+        measurements += medians
         for primary_key in (False, True):
             copy = partial(baselines.plain_copy, ctx, records=records, primary_key=primary_key)
             measurements.append(await isolated(ctx, copy))
@@ -88,7 +89,10 @@ async def run_bench(options: Options) -> dict[str, Any]:
         "consumer_settings": base.model_dump(),
         "record_bytes": _record_bytes(records),
         "measurements": [m.as_dict() for m in measurements],
-        "summary": {**summarise(measurements), "consumer_startup_seconds": round(startup, 3)},
+        "summary": {
+            **every_run(summarise(measurements), [summarise(measurements + r) for r in rounds]),
+            "consumer_startup_seconds": round(startup, 3),
+        },
         "sweep": sweep,
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
@@ -103,8 +107,9 @@ async def _context(options: Options) -> AsyncIterator[BenchContext]:
 
 async def _project_runs(
     ctx: BenchContext, records: BenchRecords, batch: ConsumerSettings, repeat: int
-) -> list[Measurement]:
-    """First load, unchanged re-run, 10%-changed re-run; the median of ``repeat`` rounds."""
+) -> tuple[list[Measurement], list[list[Measurement]]]:
+    """First load, unchanged re-run, 10%-changed re-run: the median of ``repeat`` rounds,
+    and every round."""
     rounds: list[list[Measurement]] = []
     for _ in range(repeat):
         ns = ctx.namespace()
@@ -118,7 +123,7 @@ async def _project_runs(
             )
         finally:
             await ctx.cleanup(ns)
-    return [_median(list(runs)) for runs in zip(*rounds, strict=True)]
+    return [_median(list(runs)) for runs in zip(*rounds, strict=True)], rounds
 
 
 def _median(runs: list[Measurement]) -> Measurement:

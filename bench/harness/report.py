@@ -58,6 +58,15 @@ def rss_cell(mib: float | None) -> str:
     return "-" if mib is None else f"{mib:,.0f}"
 
 
+def figure(summary: dict[str, Any], key: str, form: str) -> str:
+    """A summary figure in ``form``, and with several runs each run's figure after it."""
+    text = form.format(summary[key])
+    each = summary.get("each_run")
+    if each:
+        text += " (each run: " + ", ".join(form.format(run[key]) for run in each) + ")"
+    return text
+
+
 def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:,.1f}x" if reference else "-"
 

@@ -59,3 +59,12 @@ def median(
         for name, figure in each.items():
             chosen.details[name] = [figure(m) for m in runs]
     return chosen
+
+
+def every_run(summary: dict[str, Any], each: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of the medians with each run's summary beside it (``each_run``): every
+    verdict (a ``..._met`` key) holds only if it held in every run. One run: unchanged."""
+    if len(each) < 2:
+        return summary
+    verdicts = {key: all(run.get(key) for run in each) for key in summary if key.endswith("_met")}
+    return {**summary, **verdicts, "each_run": each}
