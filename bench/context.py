@@ -7,98 +7,58 @@ a CI job may use the same services at the same time). ``cleanup`` drops both.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import yaml
-from aio_pika.abc import AbstractChannel, AbstractExchange
 from psycopg import sql
 
-from bench.broker import delete_queues
-from common.settings import AmqpSettings, PostgresSettings
-from common.topology import Topology
+from bench.harness.broker import delete_queues
+from bench.harness.consumer import ENTITY, ConsumerNamespace
+from bench.harness.context import BrokerContext, retrying
+from bench.harness.spec import replay_spec
+from common.settings import PostgresSettings
 
-ENTITY = "replays"
 CONSUMER = "tableinator"
 CLEANUP_SECONDS = 30
 
 
 def bench_spec(name: str) -> dict[str, Any]:
     """The demo spec's replays table (typed columns and indexes), under a unique name."""
-    return {
-        "name": name,
-        "description": "tableinator benchmark dataset (records are published by the bench)",
-        "source": {
-            "kind": "http",
-            "base_url": "http://127.0.0.1:8899",
-            "slicing": {"kind": "none"},
+    table = {
+        "name": ENTITY,
+        "columns": {
+            "format": {"field": "format"},
+            "uploadtime": {"field": "uploadtime", "type": "bigint"},
+            "rating": {"field": "rating", "type": "integer"},
+            "winner": {"field": "winner"},
         },
-        "entities": {
-            ENTITY: {
-                "path": "/search.json",
-                "paginator": {"kind": "before_timestamp", "field": "uploadtime"},
-                "key": "id",
-                "table": {
-                    "name": ENTITY,
-                    "columns": {
-                        "format": {"field": "format"},
-                        "uploadtime": {"field": "uploadtime", "type": "bigint"},
-                        "rating": {"field": "rating", "type": "integer"},
-                        "winner": {"field": "winner"},
-                    },
-                    "indexes": ["format", "uploadtime"],
-                },
-            }
-        },
+        "indexes": ["format", "uploadtime"],
     }
+    description = "tableinator benchmark dataset (records are published by the bench)"
+    return replay_spec(name, description, {"table": table})
 
 
 @dataclass(frozen=True)
-class Namespace:
+class Namespace(ConsumerNamespace):
     """One measurement's dataset name (= schema name), its spec file and its queues."""
 
-    name: str
-    spec_path: Path
-
-    @property
-    def queue(self) -> str:
-        return Topology.queue_name(CONSUMER, self.name, ENTITY)
-
-    @property
-    def queues(self) -> list[str]:
-        return [
-            self.queue,
-            Topology.dead_letter_queue_name(CONSUMER, self.name, ENTITY),
-            self.baseline_queue,
-        ]
-
-    @property
-    def baseline_queue(self) -> str:
-        return f"bench.{self.name}.one_record_per_message"
+    consumer: ClassVar[str] = CONSUMER
 
     @property
     def table(self) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.name), sql.Identifier(ENTITY))
 
 
-@dataclass
-class BenchContext:
-    """Settings and the publishing channel shared by every measurement of a run."""
+@dataclass(kw_only=True)
+class BenchContext(BrokerContext):
+    """The shared context with PostgreSQL's settings."""
 
-    amqp: AmqpSettings
     postgres: PostgresSettings
-    channel: AbstractChannel
-    exchange: AbstractExchange
-    topology: Topology
-    workdir: Path
-    timeout: float
-    rabbitmq_version: str = "?"
 
     def namespace(self) -> Namespace:
         name = "bench_" + secrets.token_hex(4)
@@ -113,6 +73,10 @@ class BenchContext:
             self.postgres.conninfo, autocommit=True
         ) as conn:
             yield conn
+
+    async def execute(self, query: sql.Composed) -> None:
+        async with self.pg() as conn:
+            await conn.execute(query)
 
     async def scalar(self, query: sql.Composed | str, params: Any = None) -> Any:
         async with self.pg() as conn:
@@ -129,12 +93,4 @@ class BenchContext:
         await delete_queues(self.channel, ns.queues)
         ns.spec_path.unlink(missing_ok=True)
         drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(ns.name))
-        for attempt in range(CLEANUP_SECONDS):
-            try:
-                async with self.pg() as conn:
-                    await conn.execute(drop)
-                return
-            except psycopg.OperationalError:
-                if attempt == CLEANUP_SECONDS - 1:
-                    raise
-                await asyncio.sleep(1)
+        await retrying(lambda: self.execute(drop), (psycopg.OperationalError,), CLEANUP_SECONDS)

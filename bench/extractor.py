@@ -36,7 +36,7 @@ from bench.extractor_context import ExtractorBenchContext, extractor_context
 from bench.extractor_memory import memory_runs
 from bench.extractor_project import Limits, project_run
 from bench.extractor_rates import RequestWindow
-from bench.measure import git_revision, load_average, machine_info
+from bench.harness.measure import git_revision, load_average, machine_info
 from common.settings import ExtractorSettings
 
 log = logging.getLogger(__name__)

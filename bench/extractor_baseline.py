@@ -20,7 +20,7 @@ import orjson
 
 from bench.extractor_api import DemoApi
 from bench.extractor_context import ExtractorBenchContext, Namespace
-from bench.extractor_rates import RequestWindow
+from bench.extractor_rates import RequestWindow, observed
 
 SLEEP_BETWEEN_PAGES = 0.5
 PAGE_SIZE = 50  # the demo spec's page size; the API returns one more when there is more
@@ -67,18 +67,5 @@ async def sequential_baseline(
                 break
             before = int(page[-1]["uploadtime"])
         ended = time.time()
-    stats = await api.stats()
-    return RequestWindow.from_timeline(
-        "baseline",
-        await api.timeline(),
-        started,
-        ended,
-        api,
-        pages=fetched,
-        records=records,
-        details={
-            "sleep_between_pages": SLEEP_BETWEEN_PAGES,
-            "confirm_each_page": True,
-            "api_stats": stats,
-        },
-    )
+    details = {"sleep_between_pages": SLEEP_BETWEEN_PAGES, "confirm_each_page": True}
+    return await observed(api, "baseline", (started, ended), fetched, records, details=details)

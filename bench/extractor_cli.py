@@ -4,104 +4,85 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from bench import extractor
+from bench.harness.cli import (
+    Arg,
+    Commands,
+    add_args,
+    numbers,
+    options_from,
+    output_args,
+    write_json,
+)
 
 DEFAULT_RATE_PLOT = Path("docs/img/extractor-rate.png")
 DEFAULT_RSS_PLOT = Path("docs/img/extractor-rss.png")
 
 
-def _numbers(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
+DESCRIPTION = (
+    "Against the demo API in its own process (50 ms per page, a token bucket of R "
+    "requests/s with a one-second burst), for each R and each with a fresh API: the "
+    "baseline (one page at a time, sleep(0.5) between pages, each page published with "
+    "its confirm awaited); extractor.backfill.run_backfill with the spec's maximum = R, "
+    "and from R/2 with a maximum of 2R (the limiter must find R). Prints pages/s, "
+    "records/s, the share of what the API allowed and the ratio to the baseline. Then "
+    "the peak RSS of `python -m extractor run --no-wait` for a job and for two jobs "
+    "10x longer (10x the pages per slice, 10x the slices). Needs RabbitMQ and "
+    "PostgreSQL (scripts/services.sh start); EXTRACTOR_* variables apply to the "
+    "extractor's runs."
+)
+ARGS = [
+    Arg("--rates", numbers, "R,R", "the API's rate limits, requests/s (default 50,200)"),
+    Arg("--latency-ms", float, "MS", "the API's delay per page (default %(default)s)"),
+    Arg(
+        "--job-seconds",
+        float,
+        "S",
+        "size each job to last about this long at R (default %(default)s)",
+    ),
+    Arg("--baseline-pages", int, "N"),
+    Arg("--skip-baseline"),
+    Arg(
+        "--concurrency-variant",
+        int,
+        "N",
+        "also run the extractor with EXTRACTOR_CONCURRENCY=N at every R",
+        default=False,
+    ),
+    Arg(
+        "--memory-records",
+        int,
+        "N",
+        "records of the 1x memory job (default %(default)s; the two others have 10x)",
+    ),
+    Arg("--skip-memory"),
+    *output_args(
+        f"draw requests/s over each job (e.g. {DEFAULT_RATE_PLOT}); the RSS curve goes "
+        "beside it as extractor-rss.png"
+    ),
+]
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "extractor",
         help="pages/s against a rate-limited API vs sequential fetch + sleep(0.5); peak RSS",
-        description=(
-            "Against the demo API in its own process (50 ms per page, a token bucket of R "
-            "requests/s with a one-second burst), for each R and each with a fresh API: the "
-            "baseline (one page at a time, sleep(0.5) between pages, each page published with "
-            "its confirm awaited); extractor.backfill.run_backfill with the spec's maximum = R, "
-            "and from R/2 with a maximum of 2R (the limiter must find R). Prints pages/s, "
-            "records/s, the share of what the API allowed and the ratio to the baseline. Then "
-            "the peak RSS of `python -m extractor run --no-wait` for a job and for two jobs "
-            "10x longer (10x the pages per slice, 10x the slices). Needs RabbitMQ and "
-            "PostgreSQL (scripts/services.sh start); EXTRACTOR_* variables apply to the "
-            "extractor's runs."
-        ),
+        description=DESCRIPTION,
     )
-    defaults = extractor.Options()
-    parser.add_argument(
-        "--rates",
-        type=_numbers,
-        default=defaults.rates,
-        metavar="R,R",
-        help="the API's rate limits, requests/s (default 50,200)",
-    )
-    parser.add_argument(
-        "--latency-ms",
-        type=float,
-        default=defaults.latency_ms,
-        metavar="MS",
-        help="the API's delay per page (default %(default)s)",
-    )
-    parser.add_argument(
-        "--job-seconds",
-        type=float,
-        default=defaults.job_seconds,
-        metavar="S",
-        help="size each job to last about this long at R (default %(default)s)",
-    )
-    parser.add_argument("--baseline-pages", type=int, default=defaults.baseline_pages, metavar="N")
-    parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument(
-        "--concurrency-variant",
-        type=int,
-        metavar="N",
-        help="also run the extractor with EXTRACTOR_CONCURRENCY=N at every R",
-    )
-    parser.add_argument(
-        "--memory-records",
-        type=int,
-        default=defaults.memory_records,
-        metavar="N",
-        help="records of the 1x memory job (default %(default)s; the two others have 10x)",
-    )
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
-    parser.add_argument(
-        "--plot",
-        type=Path,
-        metavar="PNG",
-        help=f"draw requests/s over each job (e.g. {DEFAULT_RATE_PLOT}); the RSS curve goes "
-        "beside it as extractor-rss.png",
-    )
+    add_args(parser, extractor.Options(), ARGS)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.extractor_report import print_results
 
-    options = extractor.Options(
-        rates=args.rates,
-        latency_ms=args.latency_ms,
-        job_seconds=args.job_seconds,
-        baseline_pages=args.baseline_pages,
-        skip_baseline=args.skip_baseline,
-        concurrency_variant=args.concurrency_variant,
-        memory_records=args.memory_records,
-        skip_memory=args.skip_memory,
-    )
+    options = options_from(extractor.Options, args)
     result = asyncio.run(extractor.run_bench(options))
     print_results(result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, result, indent=1)
     if args.plot:
         for written in plot(result, args.plot):
             print(f"wrote {written}")

@@ -11,7 +11,6 @@ and drops the ledger schema.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -21,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aio_pika
 import psycopg
 import yaml
-from aio_pika.abc import AbstractChannel, AbstractExchange
 from psycopg import sql
 
-from common.settings import AmqpSettings, PostgresSettings
+from bench.harness.broker import delete_queues
+from bench.harness.context import BrokerContext, broker_context, retrying
+from common.settings import PostgresSettings
 from common.spec import BUNDLED_DIR
 from common.topology import Topology
 
@@ -38,6 +37,7 @@ ENTITY = "replays"
 SINK_MESSAGES = 1000
 CLEANUP_SECONDS = 30
 ATTEMPTS = 3
+JOB_SECONDS = 600.0  # the longest a measurement may take
 POSTMASTER_STARTED = "SELECT pg_postmaster_start_time()"
 
 
@@ -87,15 +87,12 @@ class Namespace:
         return self.spec_path
 
 
-@dataclass
-class ExtractorBenchContext:
-    """Settings and a channel shared by the run's measurements."""
+@dataclass(kw_only=True)
+class ExtractorBenchContext(BrokerContext):
+    """The shared context with PostgreSQL's settings (the ledger) and the work queues'
+    prefix."""
 
-    amqp: AmqpSettings
     postgres: PostgresSettings
-    channel: AbstractChannel
-    exchange: AbstractExchange
-    workdir: Path
     work_queue_prefix: str
 
     def namespace(self) -> Namespace:
@@ -111,71 +108,60 @@ class ExtractorBenchContext:
 
     async def cleanup(self, ns: Namespace) -> None:
         """Delete the namespace's queues, its spec file and its ledger schema."""
-        for queue in (ns.sink_queue, ns.work_queue(self.work_queue_prefix)):
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await self.channel.queue_delete(queue)
+        await delete_queues(self.channel, (ns.sink_queue, ns.work_queue(self.work_queue_prefix)))
         ns.spec_path.unlink(missing_ok=True)
         drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(ns.name))
-        for attempt in range(CLEANUP_SECONDS):
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.postgres.conninfo, autocommit=True
-                ) as conn:
-                    await conn.execute(drop)
-                return
-            except psycopg.OperationalError:
-                if attempt == CLEANUP_SECONDS - 1:
-                    raise
-                await asyncio.sleep(1)
+        await self.postgres_scalar(drop)
 
-    async def postgres_scalar(self, query: str) -> Any:
-        """One value from PostgreSQL, waiting up to ``CLEANUP_SECONDS`` for it to be up."""
-        for attempt in range(CLEANUP_SECONDS):
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.postgres.conninfo, autocommit=True
-                ) as conn:
-                    row = await (await conn.execute(query)).fetchone()
-                return row[0] if row else None
-            except psycopg.OperationalError:
-                if attempt == CLEANUP_SECONDS - 1:
-                    raise
-                await asyncio.sleep(1)
-        return None
+    async def postgres_scalar(self, query: sql.Composed | str) -> Any:
+        """One value from PostgreSQL (None for a statement without rows), waiting up to
+        ``CLEANUP_SECONDS`` for it to be up."""
+        return await retrying(
+            lambda: self._scalar_once(query), (psycopg.OperationalError,), CLEANUP_SECONDS
+        )
+
+    async def _scalar_once(self, query: sql.Composed | str) -> Any:
+        async with await psycopg.AsyncConnection.connect(
+            self.postgres.conninfo, autocommit=True
+        ) as conn:
+            cursor = await conn.execute(query)
+            row = await cursor.fetchone() if cursor.description else None
+        return row[0] if row else None
 
     async def unspoiled(self, label: str, measure: Callable[[], Awaitable[T]]) -> T:
         """``measure()``, again (up to ``ATTEMPTS`` times) if it failed or PostgreSQL
         restarted meanwhile: tests beside the benchmark restart it, and a job whose ledger
-        was down for a while measures the restart, not the extractor."""
-        for attempt in range(1, ATTEMPTS + 1):
-            started = await self.postgres_scalar(POSTMASTER_STARTED)
-            try:
-                result = await measure()
-            except Exception as exc:
-                if attempt == ATTEMPTS:
-                    raise
-                log.warning("%s failed (%s); measuring it again", label, exc)
-                continue
-            if await self.postgres_scalar(POSTMASTER_STARTED) == started:
-                return result
+        was down for a while measures the restart, not the extractor. The last attempt's
+        error is raised."""
+        for _ in range(ATTEMPTS - 1):
+            kept = await self._kept(label, measure)
+            if kept:
+                return kept[0]
+        started = await self.postgres_scalar(POSTMASTER_STARTED)
+        result = await measure()
+        if await self.postgres_scalar(POSTMASTER_STARTED) != started:
+            raise RuntimeError(f"{label}: PostgreSQL restarted during each of {ATTEMPTS} attempts")
+        return result
+
+    async def _kept(self, label: str, measure: Callable[[], Awaitable[T]]) -> tuple[T] | None:
+        """``(measure(),)`` if it succeeded with PostgreSQL up all along, else None (logged)."""
+        started = await self.postgres_scalar(POSTMASTER_STARTED)
+        try:
+            result = await measure()
+        except Exception as exc:  # any failure of a measurement: it is measured again
+            log.warning("%s failed (%s); measuring it again", label, exc)
+            return None
+        if await self.postgres_scalar(POSTMASTER_STARTED) != started:
             log.warning("PostgreSQL restarted during %s; measuring it again", label)
-        raise RuntimeError(f"{label}: PostgreSQL restarted during each of {ATTEMPTS} attempts")
+            return None
+        return (result,)
 
 
 @contextlib.asynccontextmanager
 async def extractor_context(
     workdir: Path, work_queue_prefix: str
 ) -> AsyncIterator[ExtractorBenchContext]:
-    amqp = AmqpSettings()
-    connection = await aio_pika.connect_robust(amqp.url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await Topology(amqp.amqp_exchange).declare_exchanges(channel)
+    async with broker_context(workdir, JOB_SECONDS) as broker:
         yield ExtractorBenchContext(
-            amqp=amqp,
-            postgres=PostgresSettings(),
-            channel=channel,
-            exchange=exchange,
-            workdir=workdir,
-            work_queue_prefix=work_queue_prefix,
+            **broker.shared(), postgres=PostgresSettings(), work_queue_prefix=work_queue_prefix
         )

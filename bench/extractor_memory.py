@@ -47,11 +47,9 @@ class MemoryRun:
     rss_series: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
+        counted = {name: getattr(self, name) for name in ("label", "slices", "pages", "records")}
         return {
-            "label": self.label,
-            "slices": self.slices,
-            "pages": self.pages,
-            "records": self.records,
+            **counted,
             "seconds": round(self.seconds, 3),
             "pages_per_second": round(self.pages / self.seconds, 1),
             "records_per_second": round(self.records / self.seconds, 1),

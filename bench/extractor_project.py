@@ -21,8 +21,9 @@ from rich.console import Console
 
 from bench.extractor_api import DemoApi
 from bench.extractor_context import ExtractorBenchContext, Namespace
-from bench.extractor_rates import RequestWindow
-from bench.measure import sampling_rss
+from bench.extractor_rates import RequestWindow, observed
+from bench.harness.context import running
+from bench.harness.measure import sampling_rss
 from common.settings import AmqpSettings, DatasetSettings, ExtractorSettings
 from extractor.backfill import JobOptions, run_backfill
 from extractor.pacing.ratelimit import RatePolicy, slice_concurrency
@@ -69,13 +70,10 @@ async def project_run(
         ended = time.time()
     if report.status != "done" or report.failed_slices:
         raise RuntimeError(f"job {report.job_id} ended {report.status}: {report.failed_slices}")
-    stats = await api.stats()
-    return RequestWindow.from_timeline(
-        "project",
-        await api.timeline(),
-        started,
-        ended,
+    return await observed(
         api,
+        "project",
+        (started, ended),
         pages=report.pages,
         records=report.records,
         peak_rss_mib=rss.peak,
@@ -90,7 +88,6 @@ async def project_run(
             ),
             "limiter": limit.series(started),
             "limiter_decreases": limit.throttled,
-            "api_stats": stats,
         },
     )
 
@@ -129,10 +126,5 @@ async def following_limit(ctx: ExtractorBenchContext, ns: Namespace) -> AsyncIte
             except psycopg.OperationalError:  # PostgreSQL restarted: the run is measured again
                 await asyncio.sleep(POLL_SECONDS)
 
-    task = asyncio.create_task(poll())
-    try:
+    async with running(poll()):
         yield trace
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -138,3 +138,30 @@ class RequestWindow:
             "peak_rss_mib": None if self.peak_rss_mib is None else round(self.peak_rss_mib, 1),
             "details": self.details,
         }
+
+
+async def observed(
+    api: DemoApi,
+    label: str,
+    window: tuple[float, float],
+    pages: int,
+    records: int,
+    *,
+    peak_rss_mib: float | None = None,
+    details: dict[str, Any],
+) -> RequestWindow:
+    """What the API saw of a path in ``window`` (wall-clock start and end), with its
+    counts by status beside the path's own ``details``."""
+    stats = await api.stats()
+    started, ended = window
+    return RequestWindow.from_timeline(
+        label,
+        await api.timeline(),
+        started,
+        ended,
+        api,
+        pages=pages,
+        records=records,
+        peak_rss_mib=peak_rss_mib,
+        details={**details, "api_stats": stats},
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from bench.harness.report import console as piped_console
+from bench.harness.report import new_table, plain_table, print_tables, verdict
 
 LABELS = {
     "baseline": "baseline: sequential, sleep(0.5)",
@@ -28,7 +30,6 @@ def label(name: str, window: dict[str, Any]) -> str:
 
 def rates_table(result: dict[str, Any]) -> Table:
     """One row per measured path and rate limit."""
-    table = Table(title=f"extractor against a rate-limited API, {result['date']}")
     columns = (
         "path",
         "R/s",
@@ -43,8 +44,7 @@ def rates_table(result: dict[str, Any]) -> Table:
         "429s",
         "peak RSS MiB",
     )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "path" else "right")
+    table = new_table(f"extractor against a rate-limited API, {result['date']}", columns, ["path"])
     baselines = {
         w["rate_limit"]: w["pages_per_second"]
         for w in result["measurements"]
@@ -71,10 +71,9 @@ def rates_table(result: dict[str, Any]) -> Table:
 
 
 def memory_table(memory: list[dict[str, Any]]) -> Table:
-    table = Table(title="peak RSS of `python -m extractor run --no-wait` (no rate limit)")
     columns = ("job", "slices", "pages", "records", "seconds", "pages/s", "CPU s", "peak RSS MiB")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "job" else "right")
+    title = "peak RSS of `python -m extractor run --no-wait` (no rate limit)"
+    table = new_table(title, columns, ["job"])
     for run in memory:
         table.add_row(
             run["label"],
@@ -90,13 +89,7 @@ def memory_table(memory: list[dict[str, Any]]) -> Table:
 
 
 def targets_table(summary: dict[str, Any]) -> Table:
-    table = Table(title="targets")
-    for column in ("figure", "measured", "target", "met"):
-        table.add_column(column)
-
-    def verdict(met: bool) -> str:
-        return "yes" if met else "MISSED"
-
+    table = plain_table("targets", ("figure", "measured", "target", "met"))
     target = summary["target_share_of_allowed"]
     for rate, runs in summary["rates"].items():
         for name, entry in runs.items():
@@ -122,19 +115,12 @@ def targets_table(summary: dict[str, Any]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console(width=None if sys.stdout.isatty() else 180)
-    if result["measurements"]:
-        console.print(rates_table(result))
-    if result["memory"]:
-        console.print(memory_table(result["memory"]))
-    console.print(targets_table(result["summary"]))
-    machine, load = result["machine"], result["load_average"]
-    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
-    console.print(
-        f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}; {versions}; demo API {result['options']['latency_ms']:g} ms "
-        f"per page; load average {load['start'][0]} at start, {load['end'][0]} at end"
+    tables = (
+        rates_table if result["measurements"] else None,
+        (lambda r: memory_table(r["memory"])) if result["memory"] else None,
+        lambda r: targets_table(r["summary"]),
     )
-    if result.get("git"):
-        dirty = " with uncommitted changes" if result["git"]["dirty"] else ""
-        console.print(f"measured at commit {result['git']['commit']}{dirty}")
+    latency = result["options"]["latency_ms"]
+    print_tables(
+        console or piped_console(180), result, tables, f"demo API {latency:g} ms per page; "
+    )

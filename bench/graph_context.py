@@ -16,22 +16,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import neo4j
 import yaml
-from aio_pika.abc import AbstractChannel, AbstractExchange
 from neo4j import AsyncDriver, AsyncGraphDatabase
 
-from bench.broker import delete_queues
-from common.amqp import robust_channel
-from common.settings import AmqpSettings, Neo4jSettings
-from common.topology import Topology
+from bench.harness.broker import delete_queues
+from bench.harness.consumer import ConsumerNamespace
+from bench.harness.context import BrokerContext, broker_context, retrying, running
+from bench.harness.spec import replay_spec
+from common.settings import Neo4jSettings
 from graphinator.cypher import ident
 
 log = logging.getLogger(__name__)
 
-ENTITY = "replays"
 CONSUMER = "graphinator"
 CLEANUP_SECONDS = 60
 DELETE_CHUNK = 1000
@@ -44,47 +43,23 @@ RELATIONSHIPS = ("PLAYED_BY", "IN_FORMAT")
 def graph_spec(name: str, prefix: str) -> dict[str, Any]:
     """The demo spec's replays graph mapping, under a unique dataset name and label prefix."""
     replay, player, fmt = (prefix + label for label in LABELS)
-    return {
-        "name": name,
-        "description": "graphinator benchmark dataset (records are published by the bench)",
-        "source": {
-            "kind": "http",
-            "base_url": "http://127.0.0.1:8899",
-            "slicing": {"kind": "none"},
-        },
-        "entities": {
-            ENTITY: {
-                "path": "/search.json",
-                "paginator": {"kind": "before_timestamp", "field": "uploadtime"},
-                "key": "id",
-                "graph": {
-                    "label": replay,
-                    "properties": {
-                        "format": "format",
-                        "uploadtime": "uploadtime",
-                        "rating": "rating",
-                        "turns": "turns",
-                        "winner": "winner",
-                    },
-                    "relationships": [
-                        {
-                            "type": "PLAYED_BY",
-                            "field": "players",
-                            "key": "userid",
-                            "target": {"label": player, "key": "userid"},
-                            "properties": {"side": "side", "rating": "rating"},
-                            "target_properties": {"name": "name"},
-                        },
-                        {
-                            "type": "IN_FORMAT",
-                            "field": "format",
-                            "target": {"label": fmt, "key": "name"},
-                        },
-                    ],
-                },
-            }
-        },
+    played_by = {
+        "type": "PLAYED_BY",
+        "field": "players",
+        "key": "userid",
+        "target": {"label": player, "key": "userid"},
+        "properties": {"side": "side", "rating": "rating"},
+        "target_properties": {"name": "name"},
     }
+    in_format = {"type": "IN_FORMAT", "field": "format", "target": {"label": fmt, "key": "name"}}
+    properties = ("format", "uploadtime", "rating", "turns", "winner")
+    graph = {
+        "label": replay,
+        "properties": {field: field for field in properties},
+        "relationships": [played_by, in_format],
+    }
+    description = "graphinator benchmark dataset (records are published by the bench)"
+    return replay_spec(name, description, {"graph": graph})
 
 
 class ForeignWork:
@@ -136,12 +111,8 @@ class ForeignWork:
 @asynccontextmanager
 async def watching_foreign_work(ctx: GraphBenchContext, prefix: str) -> AsyncIterator[ForeignWork]:
     watch = ForeignWork(ctx, prefix)
-    task = asyncio.create_task(watch.run())
-    try:
+    async with running(watch.run()):
         yield watch
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -151,63 +122,41 @@ class GraphCounts:
     nodes: dict[str, int]
     relationships: dict[str, int]
 
-    @property
-    def node_total(self) -> int:
-        return sum(self.nodes.values())
-
-    @property
-    def relationship_total(self) -> int:
-        return sum(self.relationships.values())
+    def totals(self) -> dict[str, int]:
+        """``{"nodes": n, "relationships": r}``: all labels and types together."""
+        return {
+            "nodes": sum(self.nodes.values()),
+            "relationships": sum(self.relationships.values()),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {"nodes": self.nodes, "relationships": self.relationships}
 
 
 @dataclass(frozen=True)
-class GraphNamespace:
+class GraphNamespace(ConsumerNamespace):
     """One measurement's dataset name, label prefix, spec file and queues."""
 
-    name: str
-    prefix: str
-    spec_path: Path
+    consumer: ClassVar[str] = CONSUMER
+    prefix: str = ""
 
     def label(self, base: str) -> str:
         return self.prefix + base
 
-    @property
-    def queue(self) -> str:
-        return Topology.queue_name(CONSUMER, self.name, ENTITY)
 
-    @property
-    def baseline_queue(self) -> str:
-        return f"bench.{self.name}.one_record_per_message"
+@dataclass(kw_only=True)
+class GraphBenchContext(BrokerContext):
+    """The shared context with a Neo4j driver."""
 
-    @property
-    def queues(self) -> list[str]:
-        dlq = Topology.dead_letter_queue_name(CONSUMER, self.name, ENTITY)
-        return [self.queue, dlq, self.baseline_queue]
-
-
-@dataclass
-class GraphBenchContext:
-    """Settings, the publishing channel and a Neo4j driver shared by every measurement."""
-
-    amqp: AmqpSettings
     neo4j: Neo4jSettings
     driver: AsyncDriver
-    channel: AbstractChannel
-    exchange: AbstractExchange
-    topology: Topology
-    workdir: Path
-    timeout: float
-    rabbitmq_version: str = "?"
 
     def namespace(self) -> GraphNamespace:
         token = secrets.token_hex(4)
         name, prefix = f"bench_{token}", f"B{token}"
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(graph_spec(name, prefix), sort_keys=False))
-        return GraphNamespace(name, prefix, path)
+        return GraphNamespace(name, path, prefix)
 
     async def query(self, statement: str, **params: Any) -> list[dict[str, Any]]:
         """Run one auto-commit statement (the bench's own queries); its rows."""
@@ -241,19 +190,13 @@ class GraphBenchContext:
         """
         await delete_queues(self.channel, ns.queues)
         ns.spec_path.unlink(missing_ok=True)
-        for attempt in range(CLEANUP_SECONDS):
-            try:
-                await self._drop_graph(ns)
-                return
-            except (
-                neo4j.exceptions.ServiceUnavailable,
-                neo4j.exceptions.SessionExpired,
-                neo4j.exceptions.TransientError,
-                OSError,
-            ):
-                if attempt == CLEANUP_SECONDS - 1:
-                    raise
-                await asyncio.sleep(1)
+        errors = (
+            neo4j.exceptions.ServiceUnavailable,
+            neo4j.exceptions.SessionExpired,
+            neo4j.exceptions.TransientError,
+            OSError,
+        )
+        await retrying(lambda: self._drop_graph(ns), errors, CLEANUP_SECONDS)
 
     async def _drop_graph(self, ns: GraphNamespace) -> None:
         for base in LABELS:
@@ -280,23 +223,10 @@ class GraphBenchContext:
 @asynccontextmanager
 async def graph_context(workdir: Path, limit_seconds: float) -> AsyncIterator[GraphBenchContext]:
     """The broker channel and Neo4j driver of one benchmark run, closed at its end."""
-    amqp, settings = AmqpSettings(), Neo4jSettings()
+    settings = Neo4jSettings()
     driver = AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth)
     try:
-        async with robust_channel(amqp.url, name="bench") as (connection, channel):
-            transport = connection.transport
-            server = transport.connection.server_properties if transport else {}
-            topology = Topology(amqp.amqp_exchange)
-            yield GraphBenchContext(
-                amqp=amqp,
-                neo4j=settings,
-                driver=driver,
-                channel=channel,
-                exchange=await topology.declare_exchanges(channel),
-                topology=topology,
-                workdir=workdir,
-                timeout=limit_seconds,
-                rabbitmq_version=str(server.get("version", "?")),
-            )
+        async with broker_context(workdir, limit_seconds) as broker:
+            yield GraphBenchContext(**broker.shared(), neo4j=settings, driver=driver)
     finally:
         await driver.close()

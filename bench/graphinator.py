@@ -9,20 +9,18 @@ a node with ~2 PLAYED_BY relationships to players and one IN_FORMAT to its forma
 3. the same records again, unchanged (skipped by hash), then with every 10th record changed;
 4. optionally, a sweep of ``NEO4J_BATCH_SIZE``.
 
-Pages are published before the consumer starts, then an end-of-job message; the clock runs
-from the consumer's start until it reports that job finalised (all records committed).
+Pages are published and timed as ``bench.harness.consumer`` does for every consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import fcntl
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,13 +30,11 @@ import neo4j
 
 from bench import graphinator_baselines as baselines
 from bench.graph_context import GraphBenchContext, GraphNamespace, graph_context
-from bench.graphinator_consumer import (
-    ExpectedGraph,
-    SpoiledMeasurementError,
-    project_load,
-    startup_seconds,
-)
-from bench.measure import Measurement, git_revision, load_average, machine_info, peak_rss_mib
+from bench.graphinator_consumer import ExpectedGraph, SpoiledMeasurementError, project_load, service
+from bench.harness.cli import ConsumerOptions
+from bench.harness.consumer import startup_seconds
+from bench.harness.measure import Measurement, peak_rss_mib
+from bench.harness.run import RunInfo, every_run, isolated, median
 from bench.records import BenchRecords
 from common.settings import ConsumerSettings, consumer_settings
 
@@ -71,19 +67,8 @@ WARM_UP_RECORDS = 10_000
 WARM_UP_BASELINE_RECORDS = 300
 
 
-@dataclass(frozen=True)
-class Options:
-    """What ``python -m bench graphinator`` measures, and how much."""
-
-    records: int = 100_000
-    baseline_records: int = 3_000
-    baseline_seconds: float = baselines.BASELINE_LIMIT_SECONDS
-    skip_baseline: bool = False
-    repeat: int = 1
-    sweep: bool = False
-    sweep_records: int = 50_000
-    sweep_batch_sizes: tuple[int, ...] = (100, 500, 1000, 2000, 5000, 10000)
-    timeout: float = 600.0
+class Options(ConsumerOptions):
+    """What ``python -m bench graphinator`` measures, and how much (the common defaults)."""
 
 
 def graph_rate(m: Measurement) -> float:
@@ -108,30 +93,29 @@ def _graph_turn() -> Iterator[None]:
 async def run_bench(options: Options) -> dict[str, Any]:
     """Every measurement of the run; the result is what ``--json`` writes."""
     base = consumer_settings("NEO4J", writes_in_flight=1)  # graphinator's own defaults
-    started = dt.datetime.now(dt.UTC)
-    load_at_start = load_average()
-    revision = git_revision()
+    info = RunInfo()
     with _graph_turn(), tempfile.TemporaryDirectory(prefix="bench-graph-") as workdir:
         async with graph_context(Path(workdir), options.timeout) as ctx:
             versions = await _versions(ctx)
             await _warm_up(ctx, base)
             records = BenchRecords(options.records)
             expected = ExpectedGraph.of(records)
-            startup = await _isolated(ctx, partial(startup_seconds, ctx, batch=base))
-            measurements = await _rounds(ctx, options, base, records, expected)
+            startup = await isolated(
+                ctx, lambda ns: startup_seconds(ctx, ns, service(ctx, ns, base))
+            )
+            measurements, rounds = await _rounds(ctx, options, base, records, expected)
             sweep = await _sweep(ctx, options, base) if options.sweep else []
     return {
-        "benchmark": "graphinator",
-        "date": started.isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "git": revision,
-        "load_average": {"start": load_at_start, "end": load_average()},
+        **info.header("graphinator"),
         "versions": versions,
         "options": asdict(options),
         "consumer_settings": base.model_dump(),
         "expected_graph": expected.counts.as_dict(),
         "measurements": [_as_dict(m) for m in measurements],
-        "summary": {**summarise(measurements), "consumer_startup_seconds": round(startup, 3)},
+        "summary": {
+            **every_run(summarise(measurements), [summarise(r) for r in rounds]),
+            "consumer_startup_seconds": round(startup, 3),
+        },
         "sweep": sweep,
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
@@ -139,15 +123,6 @@ async def run_bench(options: Options) -> dict[str, Any]:
 
 def _as_dict(m: Measurement) -> dict[str, Any]:
     return {**m.as_dict(), "graph_items_per_second": round(graph_rate(m), 1)}
-
-
-async def _isolated(ctx: GraphBenchContext, measure: Callable[[GraphNamespace], Awaitable[T]]) -> T:
-    """Run one measurement in a fresh namespace, deleted afterwards."""
-    ns = ctx.namespace()
-    try:
-        return await measure(ns)
-    finally:
-        await ctx.cleanup(ns)
 
 
 async def _warm_up(ctx: GraphBenchContext, base: ConsumerSettings) -> None:
@@ -159,8 +134,8 @@ async def _warm_up(ctx: GraphBenchContext, base: ConsumerSettings) -> None:
     try:
         for shape in baselines.SHAPES:
             baseline = partial(baselines.per_record_transaction, ctx, records=few, shape=shape)
-            await _isolated(ctx, baseline)
-        await _isolated(ctx, lambda ns: load(ctx, ns, run="first", changed=False))
+            await isolated(ctx, baseline)
+        await isolated(ctx, lambda ns: load(ctx, ns, run="first", changed=False))
     except DISTURBED as exc:
         log.warning("warm-up disturbed (%s)", exc)
         await _wait_for_neo4j(ctx)
@@ -220,7 +195,7 @@ async def _rounds(
     base: ConsumerSettings,
     records: BenchRecords,
     expected: ExpectedGraph,
-) -> list[Measurement]:
+) -> tuple[list[Measurement], list[list[Measurement]]]:
     """``repeat`` rounds of: the baselines, then graphinator's first load, unchanged re-run
     and 10%-changed re-run; each measurement's median round. Baselines and graphinator run
     side by side in every round, so a busy spell on the machine hits both."""
@@ -246,8 +221,8 @@ async def _rounds(
                 limit=options.baseline_seconds,
             )
             what = f"round {number} baseline {shape}"
-            measured.append(await _attempts(ctx, base, what, partial(_isolated, ctx, baseline)))
-        spoilable = partial(_isolated, ctx, project_round)
+            measured.append(await _attempts(ctx, base, what, partial(isolated, ctx, baseline)))
+        spoilable = partial(isolated, ctx, project_round)
         measured += await _attempts(ctx, base, f"round {number}", spoilable)
         log.warning(
             "round %d: %s",
@@ -255,20 +230,21 @@ async def _rounds(
             ", ".join(f"{m.name} {m.seconds:.2f} s ({m.rate:,.0f} rec/s)" for m in measured),
         )
         rounds.append(measured)
-    return [_median(list(runs)) for runs in zip(*rounds, strict=True)]
+    return [_median(list(runs)) for runs in zip(*rounds, strict=True)], rounds
 
 
 def _median(runs: list[Measurement]) -> Measurement:
     """The round with the median rate (a baseline stopped by its time limit has fewer
     records), with every round's figures beside it."""
-    chosen = sorted(runs, key=lambda m: m.rate)[len(runs) // 2]
-    if len(runs) > 1:
-        chosen.details["seconds_of_each_round"] = [round(m.seconds, 3) for m in runs]
-        chosen.details["records_per_second_of_each_round"] = [round(m.rate) for m in runs]
-        chosen.details["graph_items_per_second_of_each_round"] = [
-            round(graph_rate(m)) for m in runs
-        ]
-    return chosen
+    return median(
+        runs,
+        key=lambda m: m.rate,
+        each={
+            "seconds_of_each_round": lambda m: round(m.seconds, 3),
+            "records_per_second_of_each_round": lambda m: round(m.rate),
+            "graph_items_per_second_of_each_round": lambda m: round(graph_rate(m)),
+        },
+    )
 
 
 async def _sweep(
@@ -287,7 +263,7 @@ async def _sweep(
 
             cell = partial(_sweep_cell, ctx, records, expected, batch)
             first, rerun = await _attempts(
-                ctx, base, f"sweep batch {batch_size}", partial(_isolated, ctx, cell)
+                ctx, base, f"sweep batch {batch_size}", partial(isolated, ctx, cell)
             )
             log.warning(
                 "sweep batch_size=%d first=%.0f rec/s %.0f nodes+rels/s unchanged=%.0f rec/s",

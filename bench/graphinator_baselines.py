@@ -26,10 +26,15 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 from neo4j import AsyncManagedTransaction, AsyncSession
 
-from bench.broker import declare_plain_queue, publish_all
 from bench.graph_context import GraphBenchContext, GraphNamespace, watching_foreign_work
-from bench.graphinator_consumer import check_same_server, neo4j_cpu_seconds, neo4j_pid
-from bench.measure import Measurement, Stopwatch, load_average, sampling_rss
+from bench.graphinator_consumer import (
+    check_same_server,
+    neo4j_cpu_seconds,
+    neo4j_pid,
+    server_details,
+)
+from bench.harness.consumer import publish_one_per_message
+from bench.harness.measure import Measurement, Stopwatch, sampling_rss
 from bench.records import BenchRecords
 from common.amqp import robust_channel
 from common.records import prepare
@@ -112,7 +117,7 @@ async def per_record_transaction(
     write = record_write(entity)
     for statement in constraint_statements(spec):
         await ctx.query(statement)
-    publish_seconds = await _publish_one_per_message(ctx, ns, records)
+    publish_seconds = await publish_one_per_message(ctx, ns.baseline_queue, records)
     server, neo4j_before = neo4j_pid(), neo4j_cpu_seconds()
     async with (
         ctx.driver.session(database=ctx.neo4j.neo4j_database) as session,
@@ -129,31 +134,15 @@ async def per_record_transaction(
         seconds=seconds,
         peak_rss_mib=round(peak, 1),
         details={
-            "nodes": counts.node_total,
-            "relationships": counts.relationship_total,
+            **counts.totals(),
             "graph": counts.as_dict(),
             "statements_per_record": len(write.statements(records.record(0), shape)),
             "prefetch": 1,
             "limit_seconds": limit,
             "publish_seconds": round(publish_seconds, 3),
-            "neo4j_cpu_share": round(neo4j_cpu / seconds, 2) if neo4j_cpu >= 0 else None,
-            "foreign_neo4j_work": foreign.as_dict(),
-            "load_average_1m": load_average()[0],
+            **server_details(neo4j_cpu, seconds, foreign),
         },
     )
-
-
-async def _publish_one_per_message(
-    ctx: GraphBenchContext, ns: GraphNamespace, records: BenchRecords
-) -> float:
-    await declare_plain_queue(ctx.channel, ns.baseline_queue)
-    watch = Stopwatch()
-    await publish_all(
-        ctx.channel.default_exchange,
-        ns.baseline_queue,
-        ((orjson.dumps(r), f"bench/{r['id']}") for r in records.records()),
-    )
-    return watch.elapsed()
 
 
 async def _consume(

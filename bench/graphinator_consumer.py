@@ -9,32 +9,37 @@ the graph counted.
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
 
-from bench.broker import publish_all, queue_depth
 from bench.graph_context import (
     CONSUMER,
-    ENTITY,
+    ForeignWork,
     GraphBenchContext,
     GraphCounts,
     GraphNamespace,
     watching_foreign_work,
 )
-from bench.measure import Measurement, Stopwatch, cpu_seconds, load_average, run_until_finalised
-from bench.records import PAGE_SIZE, BenchRecords
-from common.envelope import EndOfJob, encode
+from bench.harness.broker import queue_depth
+from bench.harness.consumer import (
+    JobFigures,
+    Service,
+    consumer_metric,
+    flush_stats,
+    publish_job,
+    time_job,
+)
+from bench.harness.measure import Measurement, cpu_seconds, load_average
+from bench.records import BenchRecords
 from common.settings import (
     ConsumerSettings,
     DatasetSettings,
     GraphinatorSettings,
     ObservabilitySettings,
 )
-from common.topology import Topology
-from extractor.ledger.completion import CompletionWaiter
 from graphinator.service import run as run_graphinator
 
 LABELS = {
@@ -82,21 +87,13 @@ async def project_load(
     changed: bool,
 ) -> Measurement:
     """Publish the records as pages and an end-of-job, then time graphinator consuming them."""
-    job_id = f"{ns.name}-{run}-{secrets.token_hex(3)}"
-    await ctx.topology.declare_queue(ctx.channel, CONSUMER, ns.name, ENTITY)
-    pages = records.pages(job_id=job_id, dataset=ns.name, entity=ENTITY, changed=changed)
-    watch = Stopwatch()
-    published = await publish_all(
-        ctx.exchange, _routing_key(ns), ((encode(page), page.message_id) for page in pages)
-    )
-    publish_seconds = watch.elapsed()
+    job_id, published, publish_seconds = await publish_job(ctx, ns, records, run, changed)
     before, errors_before = _consumer_stats(ns), _store_errors()
     server = neo4j_pid()
     cpu_before, neo4j_before = cpu_seconds(), neo4j_cpu_seconds()
     async with watching_foreign_work(ctx, ns.prefix) as foreign:
-        seconds, peak = await _time_job(
-            ctx, ns, batch, job_id, pages=published, records=records.count
-        )
+        consumer = service(ctx, ns, batch)
+        seconds, peak = await time_job(ctx, ns, job_id, consumer, published, records.count)
     cpu, neo4j_cpu = cpu_seconds() - cpu_before, neo4j_cpu_seconds() - neo4j_before
     check_same_server(server, run)
     errors = _store_errors() - errors_before
@@ -104,6 +101,23 @@ async def project_load(
         # A batch that failed was retried or split: its time is not graphinator's rate.
         raise SpoiledMeasurementError(f"{run}: {errors:.0f} store errors during the run")
     stats = {name: value - before[name] for name, value in _consumer_stats(ns).items()}
+    counts = await _check_landed(ctx, ns, expected, run)
+    details = {
+        **_graph_details(stats, counts),
+        **JobFigures(published, publish_seconds, seconds, cpu, stats).details(
+            records.count, batch, "writes_in_flight"
+        ),
+        **server_details(neo4j_cpu, seconds, foreign),
+    }
+    return Measurement(
+        f"graphinator_{run}", LABELS[run], records.count, seconds, round(peak, 1), details
+    )
+
+
+async def _check_landed(
+    ctx: GraphBenchContext, ns: GraphNamespace, expected: ExpectedGraph, run: str
+) -> GraphCounts:
+    """The namespace's graph, which must be the one the records imply, queue drained."""
     counts = await ctx.counts(ns)
     left = await queue_depth(ctx.channel, ns.queue)
     if counts != expected.counts or left:
@@ -111,50 +125,46 @@ async def project_load(
             f"{run}: graph {counts.as_dict()} instead of {expected.counts.as_dict()}, "
             f"{left} messages left"
         )
-    nodes = int(stats["nodes_created"] + stats["nodes_updated"])
-    relationships = int(stats["relationships_created"])
-    return Measurement(
-        name=f"graphinator_{run}",
-        label=LABELS[run],
-        records=records.count,
-        seconds=seconds,
-        peak_rss_mib=round(peak, 1),
-        details={
-            "nodes": nodes,
-            "relationships": relationships,
-            "nodes_created": int(stats["nodes_created"]),
-            "nodes_updated": int(stats["nodes_updated"]),
-            "records_skipped": int(stats["nodes_skipped"]),
-            "relationships_deleted": int(stats["relationships_deleted"]),
-            "graph": counts.as_dict(),
-            "publish_seconds": round(publish_seconds, 3),
-            "publish_records_per_second": round(records.count / publish_seconds, 1),
-            "pages": published,
-            "page_size": PAGE_SIZE,
-            "batch_size": batch.batch_size,
-            "prefetch": batch.prefetch,
-            "max_pending": batch.max_pending,
-            "writes_in_flight": batch.writes_in_flight,
-            "batches_written": int(stats["batches"]),
-            "mean_batch_records": (
-                round(stats["batched"] / stats["batches"], 1) if stats["batches"] else 0
-            ),
-            "flush_seconds": round(stats["flush_seconds"], 3),
-            "process_cpu_share": round(cpu / seconds, 2),
-            "neo4j_cpu_share": round(neo4j_cpu / seconds, 2) if neo4j_cpu >= 0 else None,
-            "foreign_neo4j_work": foreign.as_dict(),
-            "load_average_1m": load_average()[0],
-        },
+    return counts
+
+
+# Detail name: the consumer's counter it is read from.
+COUNTED = {
+    "nodes_created": "nodes_created",
+    "nodes_updated": "nodes_updated",
+    "records_skipped": "nodes_skipped",
+    "relationships_deleted": "relationships_deleted",
+}
+
+
+def _graph_details(stats: dict[str, float], counts: GraphCounts) -> dict[str, Any]:
+    return {
+        "nodes": int(stats["nodes_created"] + stats["nodes_updated"]),
+        "relationships": int(stats["relationships_created"]),
+        **{name: int(stats[counter]) for name, counter in COUNTED.items()},
+        "graph": counts.as_dict(),
+    }
+
+
+def server_details(neo4j_cpu: float, seconds: float, foreign: ForeignWork) -> dict[str, Any]:
+    """Neo4j's CPU share, other clients' work in it and the machine's load during a run."""
+    return {
+        "neo4j_cpu_share": round(neo4j_cpu / seconds, 2) if neo4j_cpu >= 0 else None,
+        "foreign_neo4j_work": foreign.as_dict(),
+        "load_average_1m": load_average()[0],
+    }
+
+
+def service(ctx: GraphBenchContext, ns: GraphNamespace, batch: ConsumerSettings) -> Service:
+    """graphinator on the namespace's spec, metrics off."""
+    settings = GraphinatorSettings(
+        amqp=ctx.amqp,
+        neo4j=ctx.neo4j,
+        dataset=DatasetSettings(dataset_spec=str(ns.spec_path)),
+        batch=batch,
+        observability=ObservabilitySettings(metrics_port=None),
     )
-
-
-async def startup_seconds(
-    ctx: GraphBenchContext, ns: GraphNamespace, batch: ConsumerSettings
-) -> float:
-    """The fixed cost inside every timed run: a cold start and an end-of-job, no records."""
-    await ctx.topology.declare_queue(ctx.channel, CONSUMER, ns.name, ENTITY)
-    seconds, _ = await _time_job(ctx, ns, batch, f"{ns.name}-startup", pages=0, records=0)
-    return seconds
+    return lambda stop: run_graphinator(settings, stop)
 
 
 def neo4j_pid() -> int | None:
@@ -182,26 +192,19 @@ def neo4j_cpu_seconds() -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _routing_key(ns: GraphNamespace) -> str:
-    return Topology.routing_key(ns.name, ENTITY)
-
-
 def _consumer_stats(ns: GraphNamespace) -> dict[str, float]:
     """The consumer's own Prometheus counters for the namespace (it runs in this process)."""
-    labels = {"service": CONSUMER, "dataset": ns.name, "entity": ENTITY}
 
-    def value(name: str, **extra: str) -> float:
-        return REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
+    def value(name: str, outcome: str) -> float:
+        return consumer_metric(CONSUMER, ns.name, name, outcome=outcome)
 
     return {
-        "batches": value("backfill_batch_size_records_count"),
-        "batched": value("backfill_batch_size_records_sum"),
-        "flush_seconds": value("backfill_flush_duration_seconds_sum"),
-        "nodes_created": value("backfill_graph_nodes_total", outcome="created"),
-        "nodes_updated": value("backfill_graph_nodes_total", outcome="updated"),
-        "nodes_skipped": value("backfill_graph_nodes_total", outcome="skipped"),
-        "relationships_created": value("backfill_graph_relationships_total", outcome="created"),
-        "relationships_deleted": value("backfill_graph_relationships_total", outcome="deleted"),
+        **flush_stats(CONSUMER, ns.name),
+        "nodes_created": value("backfill_graph_nodes_total", "created"),
+        "nodes_updated": value("backfill_graph_nodes_total", "updated"),
+        "nodes_skipped": value("backfill_graph_nodes_total", "skipped"),
+        "relationships_created": value("backfill_graph_relationships_total", "created"),
+        "relationships_deleted": value("backfill_graph_relationships_total", "deleted"),
     }
 
 
@@ -216,42 +219,3 @@ def _store_errors() -> float:
             ):
                 total += sample.value
     return total
-
-
-async def _time_job(
-    ctx: GraphBenchContext,
-    ns: GraphNamespace,
-    batch: ConsumerSettings,
-    job_id: str,
-    *,
-    pages: int,
-    records: int,
-) -> tuple[float, float]:
-    """Publish the job's end-of-job message, then time the consumer until it is finalised."""
-    waiter = CompletionWaiter(ctx.channel, ctx.topology, job_id)
-    await waiter.listen()
-    try:
-        end = EndOfJob(job_id=job_id, dataset=ns.name, entity=ENTITY, pages=pages, records=records)
-        await publish_all(ctx.exchange, _routing_key(ns), [(encode(end), end.message_id)])
-        return await _consume_until_finalised(ctx, ns, batch, waiter)
-    finally:
-        await waiter.close()
-
-
-async def _consume_until_finalised(
-    ctx: GraphBenchContext,
-    ns: GraphNamespace,
-    batch: ConsumerSettings,
-    waiter: CompletionWaiter,
-) -> tuple[float, float]:
-    """Run graphinator from a cold start until it reports the job; (seconds, peak RSS)."""
-    settings = GraphinatorSettings(
-        amqp=ctx.amqp,
-        neo4j=ctx.neo4j,
-        dataset=DatasetSettings(dataset_spec=str(ns.spec_path)),
-        batch=batch,
-        observability=ObservabilitySettings(metrics_port=None),
-    )
-    return await run_until_finalised(
-        CONSUMER, lambda stop: run_graphinator(settings, stop), waiter, ENTITY, ctx.timeout
-    )

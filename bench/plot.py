@@ -5,23 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.harness.plot import batch_axis, pyplot, save
+
+PANELS = (
+    ("first_records_per_second", "first load, empty tables"),
+    ("unchanged_records_per_second", "re-run, unchanged records"),
+)
+
 
 def plot_sweep(result: dict[str, Any], out: Path) -> Path:
     """records/s against batch size, one line per prefetch, first load and unchanged re-run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = result["sweep"]
     if not rows:
         raise ValueError("the results hold no sweep (run with --sweep)")
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
-    panels = (
-        ("first_records_per_second", "first load, empty tables"),
-        ("unchanged_records_per_second", "re-run, unchanged records"),
-    )
-    for axis, (field, title) in zip(axes, panels, strict=True):
+    figure, axes = pyplot().subplots(1, 2, figsize=(10, 4), sharey=False)
+    for axis, (field, title) in zip(axes, PANELS, strict=True):
         for prefetch in sorted({row["prefetch"] for row in rows}):
             line = sorted((r for r in rows if r["prefetch"] == prefetch), key=_batch)
             axis.plot(
@@ -30,27 +28,15 @@ def plot_sweep(result: dict[str, Any], out: Path) -> Path:
                 marker="o",
                 label=f"prefetch {prefetch}",
             )
-        axis.set_xscale("log")
-        axis.set_xticks(sorted({row["batch_size"] for row in rows}))
-        axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axis.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
-        axis.set_xlabel("POSTGRES_BATCH_SIZE (records)")
-        axis.set_ylabel("thousand records/s")
-        axis.set_ylim(bottom=0)
         axis.set_title(title)
-        axis.grid(True, alpha=0.3)
-        axis.legend()
-    records = rows[0]["records"]
+        sizes = {row["batch_size"] for row in rows}
+        batch_axis(axis, sizes, "POSTGRES_BATCH_SIZE (records)", "thousand records/s")
     machine = result["machine"]
     figure.suptitle(
-        f"tableinator, {records:,} records in pages of 100, "
+        f"tableinator, {rows[0]['records']:,} records in pages of 100, "
         f"{machine['cores']} cores, {result['date'][:10]}"
     )
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return save(figure, out)
 
 
 def _batch(row: dict[str, Any]) -> int:

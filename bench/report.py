@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import report as shared
 
-def _ratio(value: float, reference: float | None) -> str:
-    return f"{value / reference:,.1f}x" if reference else "-"
+# Notes shown when their detail is there (the flushes: when there were any).
+PRESENT_NOTES = {
+    "rows_written": "{rows_written:,} rows written",
+    "publish_records_per_second": "published at {publish_records_per_second:,.0f}/s",
+    "prefetch": "prefetch {prefetch}, batch {batch_size}",
+    "batches_written": "{batches_written:,} flushes of {mean_batch_records:,.0f} on average,"
+    " {flush_seconds:.1f} s writing",
+    "process_cpu_share": "consumer on CPU {process_cpu_share:.0%} of the time",
+}
+NOTES: list[shared.Note] = [
+    (key, "nonzero" if key == "batches_written" else "present", text)
+    for key, text in PRESENT_NOTES.items()
+]
+COLUMNS = ("path", "records", "seconds", "records/s", "vs (a)", "vs (b)", "of ceiling")
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -19,92 +31,61 @@ def results_table(result: dict[str, Any]) -> Table:
     base_a = rates.get("baseline_per_message")
     base_b = rates.get("baseline_executemany")
     ceiling = rates.get("ceiling_copy")
-    table = Table(title=f"tableinator benchmark, {result['date']}")
-    for column in ("path", "records", "seconds", "records/s", "vs (a)", "vs (b)", "of ceiling"):
-        table.add_column(column, justify="left" if column == "path" else "right")
-    # The process's RSS high-water mark during the row: memory an earlier row freed is not
-    # always returned to the OS, so a row can show more than it used itself.
-    table.add_column("peak RSS MiB", justify="right")
-    table.add_column("notes")
-    for m in result["measurements"]:
+
+    def figures(m: dict[str, Any]) -> tuple[str, ...]:
         rate = m["records_per_second"]
-        details = m["details"]
-        notes = []
-        if "rows_written" in details:
-            notes.append(f"{details['rows_written']:,} rows written")
-        if "publish_records_per_second" in details:
-            notes.append(f"published at {details['publish_records_per_second']:,.0f}/s")
-        if "prefetch" in details:
-            notes.append(f"prefetch {details['prefetch']}, batch {details['batch_size']}")
-        if details.get("batches_written"):
-            notes.append(
-                f"{details['batches_written']:,} flushes of {details['mean_batch_records']:,.0f}"
-                f" on average, {details['flush_seconds']:.1f} s writing"
-            )
-        if "process_cpu_share" in details:
-            notes.append(f"consumer on CPU {details['process_cpu_share']:.0%} of the time")
-        table.add_row(
-            m["label"],
-            f"{m['records']:,}",
-            f"{m['seconds']:.2f}",
-            f"{rate:,.0f}",
-            _ratio(rate, base_a),
-            _ratio(rate, base_b),
-            f"{rate / ceiling:.0%}" if ceiling else "-",
-            f"{m['peak_rss_mib']:,.0f}" if m["peak_rss_mib"] is not None else "-",
-            "; ".join(notes),
-        )
-    return table
+        of_ceiling = f"{rate / ceiling:.0%}" if ceiling else "-"
+        vs = (shared.ratio(rate, base_a), shared.ratio(rate, base_b), of_ceiling)
+        return (f"{m['seconds']:.2f}", f"{rate:,.0f}", *vs)
+
+    # The peak RSS column is the process's high-water mark during the row: memory an earlier
+    # row freed is not always returned to the OS, so a row can show more than it used itself.
+    title = f"tableinator benchmark, {result['date']}"
+    return shared.measurements_table(
+        title, COLUMNS, result, figures, lambda details: shared.notes(details, NOTES)
+    )
 
 
 def targets_table(summary: dict[str, Any]) -> Table:
     """Each target of DESIGN.md beside the measured figure."""
-    table = Table(title="targets (2 cores)")
-    for column in ("figure", "measured", "target", "met"):
-        table.add_column(column)
-
-    def verdict(met: bool | None) -> str:
-        return "-" if met is None else ("yes" if met else "MISSED")
-
-    table.add_row(
-        "first load records/s",
-        f"{summary['first_load_records_per_second']:,.0f}",
-        f">= {summary['target_records_per_second']:,.0f}",
-        verdict(summary["rate_target_met"]),
-    )
-    if "vs_baseline_a" in summary:
-        table.add_row(
-            "vs baseline (a)",
-            f"{summary['vs_baseline_a']:,.1f}x",
-            f">= {summary['target_vs_baseline']:.0f}x",
-            verdict(summary["baseline_target_met"]),
-        )
-    if "vs_baseline_b" in summary:
-        table.add_row("vs baseline (b)", f"{summary['vs_baseline_b']:,.1f}x", "(reported)", "-")
-    table.add_row(
-        "unchanged re-run vs first load",
-        f"{summary['rerun_speedup']:.2f}x faster",
-        f">= {summary['target_rerun_speedup']:.0f}x",
-        verdict(summary["rerun_target_met"]),
-    )
-    if "consumer_startup_seconds" in summary:
-        table.add_row(
-            "consumer start-up (in every run)",
-            f"{summary['consumer_startup_seconds']:.2f} s",
-            "-",
-            "-",
-        )
-    if "share_of_ceiling" in summary:
-        table.add_row("share of plain COPY", f"{summary['share_of_ceiling']:.0%}", "-", "-")
+    table = shared.plain_table("targets (2 cores)", ("figure", "measured", "target", "met"))
+    for row in _target_rows(summary):
+        table.add_row(*row)
     return table
+
+
+def _target_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = [
+        (
+            "first load records/s",
+            shared.figure(summary, "first_load_records_per_second", "{:,.0f}"),
+            f">= {summary['target_records_per_second']:,.0f}",
+            shared.verdict(summary["rate_target_met"]),
+        )
+    ]
+    if "vs_baseline_a" in summary:
+        target = f">= {summary['target_vs_baseline']:.0f}x"
+        met = shared.verdict(summary["baseline_target_met"])
+        measured = shared.figure(summary, "vs_baseline_a", "{:,.1f}x")
+        rows.append(("vs baseline (a)", measured, target, met))
+    if "vs_baseline_b" in summary:
+        rows.append(("vs baseline (b)", f"{summary['vs_baseline_b']:,.1f}x", "(reported)", "-"))
+    target = f">= {summary['target_rerun_speedup']:.0f}x"
+    met = shared.verdict(summary["rerun_target_met"])
+    rerun = shared.figure(summary, "rerun_speedup", "{:.2f}x faster")
+    rows.append(("unchanged re-run vs first load", rerun, target, met))
+    if "consumer_startup_seconds" in summary:
+        startup = f"{summary['consumer_startup_seconds']:.2f} s"
+        rows.append(("consumer start-up (in every run)", startup, "-", "-"))
+    if "share_of_ceiling" in summary:
+        rows.append(("share of plain COPY", f"{summary['share_of_ceiling']:.0%}", "-", "-"))
+    return rows
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """records/s of the first load and the unchanged re-run per batch size and prefetch."""
-    table = Table(title="sweep: batch size x prefetch (records/s)")
     columns = ("batch size", "prefetch", "first load", "unchanged re-run", "mean flush")
-    for column in (*columns, "consumer CPU"):
-        table.add_column(column, justify="right")
+    table = shared.new_table("sweep: batch size x prefetch (records/s)", (*columns, "consumer CPU"))
     for row in rows:
         table.add_row(
             f"{row['batch_size']:,}",
@@ -118,20 +99,10 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_results(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
-    console.print(results_table(result))
-    console.print(targets_table(result["summary"]))
-    if result.get("sweep"):
-        console.print(sweep_table(result["sweep"]))
-    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
-    machine = result["machine"]
-    load = result["load_average"]
-    console.print(
-        f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}; {versions}; records {result['record_bytes']['mean']:.0f} "
-        f"bytes of JSON on average; process peak RSS {result['peak_rss_mib']:,.0f} MiB; "
-        f"load average {load['start'][0]} at start, {load['end'][0]} at end"
+    sweep = (lambda r: sweep_table(r["sweep"])) if result.get("sweep") else None
+    tables = (results_table, lambda r: targets_table(r["summary"]), sweep)
+    middle = (
+        f"records {result['record_bytes']['mean']:.0f} bytes of JSON on average; "
+        f"process peak RSS {result['peak_rss_mib']:,.0f} MiB; "
     )
-    if result.get("git"):
-        dirty = " with uncommitted changes" if result["git"]["dirty"] else ""
-        console.print(f"measured at commit {result['git']['commit']}{dirty}")
+    shared.print_tables(console or shared.console(160), result, tables, middle)

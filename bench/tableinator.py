@@ -8,17 +8,15 @@ In one run, on the same records (~400-byte replays, pages of 100):
 3. the same records again, unchanged, then with every 10th record changed;
 4. the ceiling: one plain COPY of the same rows into an empty table.
 
-Pages are published before the consumer starts, then an end-of-job message; the clock runs
-from the consumer's start until it reports that job finalised (all records committed).
+Pages are published and timed as ``bench.harness.consumer`` does for every consumer.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import statistics
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -30,24 +28,19 @@ import orjson
 import psycopg
 
 from bench import tableinator_baselines as baselines
-from bench.context import BenchContext, Namespace
-from bench.measure import (
-    Measurement,
-    git_revision,
-    load_average,
-    machine_info,
-    peak_rss_mib,
-)
+from bench.context import BenchContext
+from bench.harness.cli import ConsumerOptions
+from bench.harness.consumer import startup_seconds
+from bench.harness.context import broker_context
+from bench.harness.measure import Measurement, peak_rss_mib
+from bench.harness.run import RunInfo, every_run, isolated, median
 from bench.records import BenchRecords
-from bench.tableinator_consumer import project_load, startup_seconds
-from common.amqp import robust_channel
+from bench.tableinator_consumer import project_load, service
 from common.settings import (
-    AmqpSettings,
     ConsumerSettings,
     PostgresSettings,
     consumer_settings,
 )
-from common.topology import Topology
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,15 +51,11 @@ TARGET_RERUN_SPEEDUP = 3.0
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(ConsumerOptions):
     """What ``python -m bench tableinator`` measures, and how much."""
 
     records: int = 200_000
     baseline_records: int = 10_000
-    baseline_seconds: float = baselines.BASELINE_LIMIT_SECONDS
-    skip_baseline: bool = False
-    repeat: int = 1
-    sweep: bool = False
     sweep_records: int = 100_000
     sweep_batch_sizes: tuple[int, ...] = (1000, 2000, 5000, 10000)
     sweep_prefetch: tuple[int, ...] = (50, 200, 1000)
@@ -76,9 +65,7 @@ class Options:
 async def run_bench(options: Options) -> dict[str, Any]:
     """Every measurement of the run; the result is what ``--json`` writes."""
     base = consumer_settings("POSTGRES")
-    started = dt.datetime.now(dt.UTC)
-    load_at_start = load_average()
-    revision = git_revision()
+    info = RunInfo()
     async with _context(options) as ctx:
         versions = await _versions(ctx)
         measurements: list[Measurement] = []
@@ -86,26 +73,26 @@ async def run_bench(options: Options) -> dict[str, Any]:
             few = BenchRecords(options.baseline_records)
             for baseline in (baselines.per_message_upsert, baselines.executemany_upsert):
                 measure = partial(baseline, ctx, records=few, limit=options.baseline_seconds)
-                measurements.append(await _isolated(ctx, measure))
+                measurements.append(await isolated(ctx, measure))
         records = BenchRecords(options.records)
-        startup = await _isolated(ctx, partial(startup_seconds, ctx, batch=base))
-        measurements += await _project_runs(ctx, records, base, options.repeat)
+        startup = await isolated(ctx, lambda ns: startup_seconds(ctx, ns, service(ctx, ns, base)))
+        medians, rounds = await _project_runs(ctx, records, base, options.repeat)
+        measurements += medians
         for primary_key in (False, True):
             copy = partial(baselines.plain_copy, ctx, records=records, primary_key=primary_key)
-            measurements.append(await _isolated(ctx, copy))
+            measurements.append(await isolated(ctx, copy))
         sweep = await _sweep(ctx, options, base) if options.sweep else []
     return {
-        "benchmark": "tableinator",
-        "date": started.isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "git": revision,
-        "load_average": {"start": load_at_start, "end": load_average()},
+        **info.header("tableinator"),
         "versions": versions,
         "options": asdict(options),
         "consumer_settings": base.model_dump(),
         "record_bytes": _record_bytes(records),
         "measurements": [m.as_dict() for m in measurements],
-        "summary": {**summarise(measurements), "consumer_startup_seconds": round(startup, 3)},
+        "summary": {
+            **every_run(summarise(measurements), [summarise(measurements + r) for r in rounds]),
+            "consumer_startup_seconds": round(startup, 3),
+        },
         "sweep": sweep,
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
@@ -113,37 +100,16 @@ async def run_bench(options: Options) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _context(options: Options) -> AsyncIterator[BenchContext]:
-    amqp = AmqpSettings()
-    async with robust_channel(amqp.url, name="bench") as (connection, channel):
-        server = connection.transport.connection.server_properties if connection.transport else {}
-        topology = Topology(amqp.amqp_exchange)
-        exchange = await topology.declare_exchanges(channel)
-        with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-            yield BenchContext(
-                amqp=amqp,
-                postgres=PostgresSettings(),
-                channel=channel,
-                exchange=exchange,
-                topology=topology,
-                workdir=Path(workdir),
-                timeout=options.timeout,
-                rabbitmq_version=str(server.get("version", "?")),
-            )
-
-
-async def _isolated(ctx: BenchContext, measure: Callable[[Namespace], Awaitable[T]]) -> T:
-    """Run one measurement in a fresh namespace, dropped afterwards."""
-    ns = ctx.namespace()
-    try:
-        return await measure(ns)
-    finally:
-        await ctx.cleanup(ns)
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        async with broker_context(Path(workdir), options.timeout) as broker:
+            yield BenchContext(**broker.shared(), postgres=PostgresSettings())
 
 
 async def _project_runs(
     ctx: BenchContext, records: BenchRecords, batch: ConsumerSettings, repeat: int
-) -> list[Measurement]:
-    """First load, unchanged re-run, 10%-changed re-run; the median of ``repeat`` rounds."""
+) -> tuple[list[Measurement], list[list[Measurement]]]:
+    """First load, unchanged re-run, 10%-changed re-run: the median of ``repeat`` rounds,
+    and every round."""
     rounds: list[list[Measurement]] = []
     for _ in range(repeat):
         ns = ctx.namespace()
@@ -157,14 +123,15 @@ async def _project_runs(
             )
         finally:
             await ctx.cleanup(ns)
-    return [_median(list(runs)) for runs in zip(*rounds, strict=True)]
+    return [_median(list(runs)) for runs in zip(*rounds, strict=True)], rounds
 
 
 def _median(runs: list[Measurement]) -> Measurement:
-    chosen = sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
-    if len(runs) > 1:
-        chosen.details["seconds_of_each_round"] = [round(m.seconds, 3) for m in runs]
-    return chosen
+    return median(
+        runs,
+        key=lambda m: m.seconds,
+        each={"seconds_of_each_round": lambda m: round(m.seconds, 3)},
+    )
 
 
 async def _sweep(

@@ -19,9 +19,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from bench.broker import declare_plain_queue, publish_all
 from bench.context import BenchContext, Namespace
-from bench.measure import Measurement, Stopwatch, sampling_rss
+from bench.harness.consumer import publish_one_per_message
+from bench.harness.measure import Measurement, Stopwatch, sampling_rss
 from bench.records import BenchRecords
 from common.amqp import robust_channel
 from common.records import content_hash
@@ -69,24 +69,12 @@ async def _prepare_table(ctx: BenchContext, ns: Namespace) -> None:
         await prepare_database(conn, load_spec(ns.spec_path), ns.name)
 
 
-async def publish_one_per_message(ctx: BenchContext, ns: Namespace, records: BenchRecords) -> float:
-    """Publish every record as its own message; returns the seconds it took."""
-    await declare_plain_queue(ctx.channel, ns.baseline_queue)
-    watch = Stopwatch()
-    await publish_all(
-        ctx.channel.default_exchange,
-        ns.baseline_queue,
-        ((orjson.dumps(r), f"bench/{r['id']}") for r in records.records()),
-    )
-    return watch.elapsed()
-
-
 async def per_message_upsert(
     ctx: BenchContext, ns: Namespace, records: BenchRecords, limit: float = BASELINE_LIMIT_SECONDS
 ) -> Measurement:
     """Baseline (a): prefetch 1; per message one INSERT .. ON CONFLICT, commit, then ack."""
     await _prepare_table(ctx, ns)
-    publish_seconds = await publish_one_per_message(ctx, ns, records)
+    publish_seconds = await publish_one_per_message(ctx, ns.baseline_queue, records)
     async with await psycopg.AsyncConnection.connect(ctx.postgres.conninfo) as conn:
         query = upsert_one(ns)
 
@@ -119,7 +107,7 @@ async def executemany_upsert(
     message until the first is acked), so the prefetch is the batch size.
     """
     await _prepare_table(ctx, ns)
-    publish_seconds = await publish_one_per_message(ctx, ns, records)
+    publish_seconds = await publish_one_per_message(ctx, ns.baseline_queue, records)
     async with await psycopg.AsyncConnection.connect(ctx.postgres.conninfo) as conn:
         query = upsert_one(ns)
 

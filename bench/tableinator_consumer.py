@@ -7,24 +7,25 @@ finalised on the events exchange, which it does only after every record is commi
 
 from __future__ import annotations
 
-import secrets
-
-from prometheus_client import REGISTRY
 from psycopg import sql
 
-from bench.broker import publish_all, queue_depth
-from bench.context import CONSUMER, ENTITY, BenchContext, Namespace
-from bench.measure import Measurement, Stopwatch, cpu_seconds, run_until_finalised
-from bench.records import PAGE_SIZE, BenchRecords
-from common.envelope import EndOfJob, encode
+from bench.context import CONSUMER, BenchContext, Namespace
+from bench.harness.broker import queue_depth
+from bench.harness.consumer import (
+    JobFigures,
+    Service,
+    flush_stats,
+    publish_job,
+    time_job,
+)
+from bench.harness.measure import Measurement, cpu_seconds
+from bench.records import BenchRecords
 from common.settings import (
     ConsumerSettings,
     DatasetSettings,
     ObservabilitySettings,
     TableinatorSettings,
 )
-from common.topology import Topology
-from extractor.ledger.completion import CompletionWaiter
 from tableinator.service import run as run_tableinator
 
 LABELS = {
@@ -44,78 +45,42 @@ async def project_load(
     changed: bool,
 ) -> Measurement:
     """Publish the records as pages and an end-of-job, then time tableinator consuming them."""
-    job_id = f"{ns.name}-{run}-{secrets.token_hex(3)}"
-    await ctx.topology.declare_queue(ctx.channel, CONSUMER, ns.name, ENTITY)
-    pages = records.pages(job_id=job_id, dataset=ns.name, entity=ENTITY, changed=changed)
-    watch = Stopwatch()
-    published = await publish_all(
-        ctx.exchange, _routing_key(ns), ((encode(page), page.message_id) for page in pages)
-    )
-    publish_seconds = watch.elapsed()
+    job_id, published, publish_seconds = await publish_job(ctx, ns, records, run, changed)
     db_started = await ctx.scalar("SELECT clock_timestamp()")
-    flushed_before = _flush_stats(ns)
-    cpu_before = cpu_seconds()
-    seconds, peak = await _time_job(ctx, ns, batch, job_id, pages=published, records=records.count)
+    flushed_before, cpu_before = flush_stats(CONSUMER, ns.name), cpu_seconds()
+    consumer = service(ctx, ns, batch)
+    seconds, peak = await time_job(ctx, ns, job_id, consumer, published, records.count)
     cpu = cpu_seconds() - cpu_before
-    batches, batched, flush_seconds = (
-        after - before for after, before in zip(_flush_stats(ns), flushed_before, strict=True)
-    )
+    flushed = flush_stats(CONSUMER, ns.name)
     rows, written = await _landed(ctx, ns, db_started)
     left = await queue_depth(ctx.channel, ns.queue)
     if rows != records.count or left:
         raise RuntimeError(f"{run}: {rows} rows of {records.count}, {left} messages left")
+    details = {
+        "rows_written": written,
+        **JobFigures(
+            published,
+            publish_seconds,
+            seconds,
+            cpu,
+            {k: flushed[k] - flushed_before[k] for k in flushed},
+        ).details(records.count, batch),
+    }
     return Measurement(
-        name=f"tableinator_{run}",
-        label=LABELS[run],
-        records=records.count,
-        seconds=seconds,
-        peak_rss_mib=round(peak, 1),
-        details={
-            "rows_written": written,
-            "publish_seconds": round(publish_seconds, 3),
-            "publish_records_per_second": round(records.count / publish_seconds, 1),
-            "pages": published,
-            "page_size": PAGE_SIZE,
-            "batch_size": batch.batch_size,
-            "prefetch": batch.prefetch,
-            "max_pending": batch.max_pending,
-            "batches_written": int(batches),
-            "mean_batch_records": round(batched / batches, 1) if batches else 0,
-            "flush_seconds": round(flush_seconds, 3),
-            "process_cpu_share": round(cpu / seconds, 2),
-        },
+        f"tableinator_{run}", LABELS[run], records.count, seconds, round(peak, 1), details
     )
 
 
-async def startup_seconds(ctx: BenchContext, ns: Namespace, batch: ConsumerSettings) -> float:
-    """The fixed cost inside every timed run: a cold start and an end-of-job, no records."""
-    await ctx.topology.declare_queue(ctx.channel, CONSUMER, ns.name, ENTITY)
-    seconds, _ = await _time_job(ctx, ns, batch, f"{ns.name}-startup", pages=0, records=0)
-    return seconds
-
-
-def _routing_key(ns: Namespace) -> str:
-    return Topology.routing_key(ns.name, ENTITY)
-
-
-async def _time_job(
-    ctx: BenchContext,
-    ns: Namespace,
-    batch: ConsumerSettings,
-    job_id: str,
-    *,
-    pages: int,
-    records: int,
-) -> tuple[float, float]:
-    """Publish the job's end-of-job message, then time the consumer until it is finalised."""
-    waiter = CompletionWaiter(ctx.channel, ctx.topology, job_id)
-    await waiter.listen()
-    try:
-        end = EndOfJob(job_id=job_id, dataset=ns.name, entity=ENTITY, pages=pages, records=records)
-        await publish_all(ctx.exchange, _routing_key(ns), [(encode(end), end.message_id)])
-        return await _consume_until_finalised(ctx, ns, batch, waiter)
-    finally:
-        await waiter.close()
+def service(ctx: BenchContext, ns: Namespace, batch: ConsumerSettings) -> Service:
+    """tableinator on the namespace's schema and spec, metrics off."""
+    settings = TableinatorSettings(
+        amqp=ctx.amqp,
+        postgres=ctx.postgres.model_copy(update={"postgres_schema": ns.name}),
+        dataset=DatasetSettings(dataset_spec=str(ns.spec_path)),
+        batch=batch,
+        observability=ObservabilitySettings(metrics_port=None),
+    )
+    return lambda stop: run_tableinator(settings, stop)
 
 
 async def _landed(ctx: BenchContext, ns: Namespace, since: object) -> tuple[int, int]:
@@ -125,34 +90,3 @@ async def _landed(ctx: BenchContext, ns: Namespace, since: object) -> tuple[int,
         sql.SQL("SELECT count(*) FROM {} WHERE updated_at >= %s").format(ns.table), (since,)
     )
     return int(rows), int(written)
-
-
-def _flush_stats(ns: Namespace) -> tuple[float, float, float]:
-    """Batches written, records in them and seconds spent writing, from the consumer's own
-    Prometheus metrics (the consumer runs in this process)."""
-    labels = {"service": CONSUMER, "dataset": ns.name, "entity": ENTITY}
-
-    def value(name: str) -> float:
-        return REGISTRY.get_sample_value(name, labels) or 0.0
-
-    return (
-        value("backfill_batch_size_records_count"),
-        value("backfill_batch_size_records_sum"),
-        value("backfill_flush_duration_seconds_sum"),
-    )
-
-
-async def _consume_until_finalised(
-    ctx: BenchContext, ns: Namespace, batch: ConsumerSettings, waiter: CompletionWaiter
-) -> tuple[float, float]:
-    """Run tableinator from a cold start until it reports the job; (seconds, peak RSS)."""
-    settings = TableinatorSettings(
-        amqp=ctx.amqp,
-        postgres=ctx.postgres.model_copy(update={"postgres_schema": ns.name}),
-        dataset=DatasetSettings(dataset_spec=str(ns.spec_path)),
-        batch=batch,
-        observability=ObservabilitySettings(metrics_port=None),
-    )
-    return await run_until_finalised(
-        CONSUMER, lambda stop: run_tableinator(settings, stop), waiter, ENTITY, ctx.timeout
-    )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.harness.context import running
 from extractor.ledger.completion import CompletionWaiter
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -74,11 +75,10 @@ class RssSampler:
 @asynccontextmanager
 async def sampling_rss(interval: float = 0.05) -> AsyncIterator[RssSampler]:
     sampler = RssSampler(interval)
-    task = asyncio.create_task(sampler.run())
     try:
-        yield sampler
+        async with running(sampler.run()):
+            yield sampler
     finally:
-        task.cancel()
         sampler.peak = max(sampler.peak, current_rss_mib())
 
 
@@ -97,7 +97,7 @@ class Stopwatch:
 
 def git_revision() -> dict[str, Any]:
     """The commit measured, and whether the working tree differed from it."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str:
         try:
