@@ -21,7 +21,15 @@ from typing import Any
 import yaml
 
 from bench.dlt_baseline import DLT_CREDENTIALS, count_rows, drop_dataset, run_dlt
-from bench.harness.cli import Arg, Commands, add_args, options_from, output_args, write_json
+from bench.harness.cli import (
+    Arg,
+    Commands,
+    add_args,
+    numbers,
+    options_from,
+    output_args,
+    write_json,
+)
 from bench.harness.measure import Measurement
 from bench.harness.report import console, new_table, print_footer, ratio, verdict
 from bench.harness.run import RunInfo
@@ -45,6 +53,8 @@ class Options:
     repeat: int = 1
     dlt_page_size: int = 500
     port: int = 18899
+    page_size: int | None = None  # the project's page size; None: the demo spec's (50)
+    rate_limit: tuple[int, ...] | None = None  # initial,maximum requests/s; None: the spec's
     timeout: float = 1800.0
 
 
@@ -53,6 +63,13 @@ ARGS = [
     Arg("--repeat", int, "N", "rounds of both paths; every round is reported"),
     Arg("--dlt-page-size", int, "N", "dlt's OffsetPaginator limit (default %(default)s)"),
     Arg("--port", int, "P", "the demo API's port (default %(default)s)"),
+    Arg("--page-size", int, "N", "the project's page size (default: the demo spec's, 50)"),
+    Arg(
+        "--rate-limit",
+        numbers,
+        "INITIAL,MAX",
+        "the project's rate limit, requests/s (default: the demo spec's, 200,2000)",
+    ),
     Arg("--timeout", float, "S", "give up on one path after this many seconds"),
     *output_args("unused"),
 ]
@@ -101,11 +118,18 @@ def demo_api(records: int, port: int) -> Iterator[str]:
         process.wait(30)
 
 
-def write_spec(directory: Path, name: str, url: str) -> Path:
-    """The demo spec under another dataset name, pointed at this run's API."""
+def write_spec(directory: Path, name: str, url: str, options: Options) -> Path:
+    """The demo spec under another dataset name, pointed at this run's API, with the
+    page size and rate limit of the options when they are given."""
     raw = yaml.safe_load(DEMO_SPEC.read_text())
     raw["name"] = name
     raw["source"]["base_url"] = url
+    if options.page_size:
+        paginator = raw["entities"]["replays"]["paginator"]
+        paginator.update(page_size=options.page_size, page_size_param="page_size")
+    if options.rate_limit:
+        initial, maximum = options.rate_limit
+        raw["source"]["rate_limit"] = {"initial": initial, "maximum": maximum}
     spec = directory / f"{name}.yaml"
     spec.write_text(yaml.safe_dump(raw, sort_keys=False))
     return spec
@@ -127,7 +151,7 @@ def job_env(spec: Path, url: str, name: str) -> dict[str, str]:
 def run_project(url: str, options: Options, logs: Path) -> Measurement:
     """One job of the demo spec under a fresh name, tableinator consuming it."""
     name = f"e2e_{uuid.uuid4().hex[:8]}"
-    env = job_env(write_spec(logs, name, url), url, name)
+    env = job_env(write_spec(logs, name, url, options), url, name)
     extractor = [sys.executable, "-m", "extractor", "run", "--stores", "tableinator"]
     try:
         with (
@@ -144,7 +168,8 @@ def run_project(url: str, options: Options, logs: Path) -> Measurement:
         for schema in (name, f"{name}_ledger"):
             drop_dataset(DLT_CREDENTIALS, schema)
     label = "project: extractor -> tableinator (finalised)"
-    return Measurement("project", label, rows, seconds, details={"dataset": name})
+    details = {"dataset": name, "page_size": options.page_size or 50}
+    return Measurement("project", label, rows, seconds, details=details)
 
 
 def one_round(url: str, options: Options, logs: Path) -> dict[str, Any]:
@@ -172,6 +197,8 @@ def run_bench(options: Options) -> dict[str, Any]:
         **info.header("end-to-end"),
         "versions": {"dlt": dlt.__version__},
         "records": options.records,
+        "project_page_size": options.page_size,
+        "project_rate_limit": options.rate_limit,
         "rounds": rounds,
         "target_ratio": TARGET_RATIO,
         "target_met": all(value >= TARGET_RATIO for value in ratios),
