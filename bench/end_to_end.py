@@ -21,15 +21,7 @@ from typing import Any
 import yaml
 
 from bench.dlt_baseline import DLT_CREDENTIALS, count_rows, drop_dataset, run_dlt
-from bench.harness.cli import (
-    Arg,
-    Commands,
-    add_args,
-    numbers,
-    options_from,
-    output_args,
-    write_json,
-)
+from bench.harness.cli import Arg, Commands, add_args, numbers, options_from, write_json
 from bench.harness.measure import Measurement
 from bench.harness.report import console, new_table, print_footer, ratio, verdict
 from bench.harness.run import RunInfo
@@ -64,14 +56,9 @@ ARGS = [
     Arg("--dlt-page-size", int, "N", "dlt's OffsetPaginator limit (default %(default)s)"),
     Arg("--port", int, "P", "the demo API's port (default %(default)s)"),
     Arg("--page-size", int, "N", "the project's page size (default: the demo spec's, 50)"),
-    Arg(
-        "--rate-limit",
-        numbers,
-        "INITIAL,MAX",
-        "the project's rate limit, requests/s (default: the demo spec's, 200,2000)",
-    ),
+    Arg("--rate-limit", numbers, "INITIAL,MAX", "requests/s (default: the spec's, 200,2000)"),
     Arg("--timeout", float, "S", "give up on one path after this many seconds"),
-    *output_args("unused"),
+    Arg("--json", Path, "PATH", "write the results as JSON", default=False),
 ]
 
 
