@@ -5,6 +5,7 @@ project (``extractor run --stores tableinator`` with a tableinator process) agai
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import yaml
 
 from bench.dlt_baseline import DLT_CREDENTIALS, count_rows, drop_dataset, run_dlt
+from bench.harness.broker import delete_queues
 from bench.harness.cli import Arg, Commands, add_args, numbers, options_from, write_json
 from bench.harness.measure import Measurement
 from bench.harness.report import console, new_table, print_footer, ratio, verdict
 from bench.harness.run import RunInfo
+from common.settings import AmqpSettings
+from common.topology import Topology
 
 DEMO_SPEC = Path("common/datasets/demo.yaml")
 TARGET_RATIO = 5.0
@@ -154,9 +159,21 @@ def run_project(url: str, options: Options, logs: Path) -> Measurement:
     finally:
         for schema in (name, f"{name}_ledger"):
             drop_dataset(DLT_CREDENTIALS, schema)
+        asyncio.run(delete_job_queues(name))
     label = "project: extractor -> tableinator (finalised)"
     details = {"dataset": name, "page_size": options.page_size or 50}
     return Measurement("project", label, rows, seconds, details=details)
+
+
+async def delete_job_queues(name: str) -> None:
+    """The round's dataset queues (tableinator's and its dead letters) and work queue."""
+    names = [
+        Topology.queue_name("tableinator", name, "replays"),
+        Topology.dead_letter_queue_name("tableinator", name, "replays"),
+        f"extractor.work.{name}",
+    ]
+    async with await aio_pika.connect(AmqpSettings().url) as connection:
+        await delete_queues(await connection.channel(), names)
 
 
 def one_round(url: str, options: Options, logs: Path) -> dict[str, Any]:
