@@ -27,6 +27,9 @@ def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    # Its default 20 s is too short for the first start in a fresh venv on a busy 2-core
+    # machine (CI: the server's modules are compiled and its database migrated then).
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def test_flow_runs_each_slice_in_a_fresh_process(
