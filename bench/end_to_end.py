@@ -7,14 +7,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from bench.dlt_baseline import DLT_CREDENTIALS, count_rows, drop_dataset, run_dl
 from bench.harness.broker import delete_queues
 from bench.harness.cli import Arg, Commands, add_args, numbers, options_from, write_json
 from bench.harness.measure import Measurement
+from bench.harness.processes import background, demo_api
 from bench.harness.report import console, new_table, print_footer, ratio, verdict
 from bench.harness.run import RunInfo
 from common.settings import AmqpSettings
@@ -74,40 +72,6 @@ def add_parser(commands: Commands) -> None:
         description=DESCRIPTION,
     )
     add_args(parser, Options(), ARGS)
-
-
-@contextmanager
-def background(
-    args: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``python ARGS`` in the background, stopped with SIGTERM when the block ends."""
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=out)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-@contextmanager
-def demo_api(records: int, port: int) -> Iterator[str]:
-    """The demo API in its own process; yields its URL once it says it listens."""
-    args = [sys.executable, "-m", "demoapi", "--size", str(records), "--port", str(port)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "listening" not in line:
-            raise RuntimeError(f"demo API did not start: {line!r}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
 
 
 def write_spec(directory: Path, name: str, url: str, options: Options) -> Path:
