@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from extractor.reporting.report_data import FullReport
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def per_second(timeline: list[tuple[float, int]]) -> tuple[list[int], list[int]]:
@@ -27,6 +28,8 @@ def write_chart(report: FullReport, path: Path) -> bool:
     seconds, records = per_second(report.timeline)
     if not seconds:
         return False
+    from matplotlib.figure import Figure  # 0.6 s to import: only when a chart is drawn
+
     figure = Figure(figsize=(9, 4), dpi=100)  # no pyplot: no global state, any thread
     axes = figure.add_subplot()
     axes.bar(seconds, records, width=1.0, align="edge", color="#4c72b0", label="records/s")
