@@ -66,11 +66,8 @@ class DumpSummary:
                 f"{entity:<9} {count:>12,} {raw / 1e6:>9.1f} "
                 f"{self.bytes_compressed[entity] / 1e6:>9.1f} {raw / max(1, count):>9,.0f}"
             )
-        raw_total, packed = (
-            sum(self.bytes_uncompressed.values()),
-            sum(self.bytes_compressed.values()),
-        )
-        rows.append(f"{'total':<9} {self.total:>12,} {raw_total / 1e6:>9.1f} {packed / 1e6:>9.1f}")
+        raw, packed = sum(self.bytes_uncompressed.values()), sum(self.bytes_compressed.values())
+        rows.append(f"{'total':<9} {self.total:>12,} {raw / 1e6:>9.1f} {packed / 1e6:>9.1f}")
         rows.append(f"wrote {self.directory} in {self.seconds:.1f} s")
         return rows
 
@@ -685,18 +682,19 @@ def released(texts: Texts, year: int) -> str:
 
 
 def tracklist(texts: Texts) -> str:
-    c, count = texts.catalogue, texts.below(5) + 8
-    side = (count + 1) // 2
-    vinyl = texts.chance(50)
+    """8 to 12 tracks, sides A and B or numbered; durations, mix names, a credit on some."""
+    c, rnd, count = texts.catalogue, texts.random, texts.below(5) + 8
+    side, vinyl = (count + 1) // 2, rnd() < 0.5
+    words, size = TITLE_WORDS, len(TITLE_WORDS)
     tracks = []
-    for n in range(count):
+    for n in range(count):  # the hot loop of the generator: random() inlined
         position = f"{'AB'[n // side]}{n % side + 1}" if vinyl else str(n + 1)
-        title = f"{texts.pick(TITLE_WORDS)} {texts.pick(TITLE_WORDS)}"
-        if texts.chance(30):
+        title = f"{words[int(rnd() * size)]} {words[int(rnd() * size)]}"
+        if rnd() < 0.3:
             title += f" ({texts.pick(MIX_NAMES)})"
-        duration = f"{texts.below(8) + 2}:{texts.below(60):02d}" if texts.chance(88) else ""
+        duration = f"{int(rnd() * 8) + 2}:{int(rnd() * 60):02d}" if rnd() < 0.88 else ""
         credits = ""
-        if texts.chance(30):
+        if rnd() < 0.3:
             remixer = texts.credit(texts.popular(c.artists), texts.pick(ROLES))
             credits = f"<extraartists>{remixer}</extraartists>"
         tracks.append(

@@ -8,8 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from bench.discogs_dump import ENTITIES, REAL_MILLIONS, main, split_records, write_dump
+from bench.discogs_dump import (
+    ENTITIES,
+    REAL_MILLIONS,
+    GzipWriter,
+    main,
+    split_records,
+    write_dump,
+)
 from common.records import prepare
 from common.spec import BUNDLED_DIR, load_spec
 from extractor.backfill import JobOptions, plan_dump
@@ -17,7 +25,6 @@ from extractor.sources.dump_estimate import estimate_files
 from extractor.sources.dumps import DumpStats
 from extractor.sources.dumps.discogs import iter_records
 from graphinator.rows import relationship_rows
-from tests.extractor.dump_support import discogs_spec
 
 RECORDS = 2_000
 Records = dict[str, list[dict[str, Any]]]
@@ -167,7 +174,10 @@ def test_the_same_seed_writes_the_same_bytes(tmp_path: Path, dump: Path) -> None
 
 
 def test_the_dry_run_planner_sizes_the_four_files(tmp_path: Path, dump: Path) -> None:
-    spec = load_spec(discogs_spec(tmp_path / "d.yaml", "bench_dump", dump))
+    raw = yaml.safe_load((BUNDLED_DIR / "discogs.yaml").read_text())
+    raw["source"]["base_path"] = str(dump)
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    spec = load_spec(tmp_path / "d.yaml")
     plan = plan_dump(spec, JobOptions(), dump_path=None)
     assert [s.file for s in plan.slices] == [f"discogs_20990101_{e}.xml.gz" for e in ENTITIES]
     sized = estimate_files("discogs_xml", dump, plan.slices, 500)
@@ -183,3 +193,9 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     with pytest.raises(SystemExit):
         main(["--date", "2025-01-01", "--out", str(tmp_path)])
+
+
+def test_a_failed_write_is_raised_not_lost(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="missing"), GzipWriter(tmp_path / "missing" / "x.gz") as out:
+        for _ in range(20):
+            out.write("<x/>" * 1000)
