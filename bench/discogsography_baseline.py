@@ -47,12 +47,14 @@ at the end of every run.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
 import logging
 import multiprocessing
 import queue as queue_module
+import secrets
 import time
 import urllib.request
 from collections import deque
@@ -76,7 +78,7 @@ from psycopg_pool import AsyncConnectionPool
 from bench.harness.measure import Measurement, cpu_seconds
 from common.records import PreparedRecord, cast_key, get_path
 from common.settings import AmqpSettings, Neo4jSettings, PostgresSettings
-from common.spec import DatasetSpec, EntitySpec, GraphSpec, RelationshipSpec
+from common.spec import DatasetSpec, EntitySpec, GraphSpec, RelationshipSpec, load_spec
 from extractor.sources.dumps.discogs import iter_records
 from graphinator.cypher import constraint_statements, ident, node_keys
 from graphinator.rows import node_row, relationship_rows
@@ -577,12 +579,13 @@ class ConsumerJob:
     batch: int
 
 
-def consumer_process(job: ConsumerJob, ready: ProcessEvent, results: Any) -> None:
-    """A consumer process's entry point: consume until every entity is complete, then put
-    its ConsumerResult (or the error that stopped it) on ``results``."""
+def consumer_process(job: ConsumerJob, ready: ProcessEvent, go: ProcessEvent, results: Any) -> None:
+    """A consumer process's entry point: connect, say ``ready``, wait for ``go``, consume
+    until every entity is complete, then put its ConsumerResult (or the error that stopped
+    it) on ``results``."""
     result = ConsumerResult(job.store)
     try:
-        asyncio.run(_consume(job, ready, result))
+        asyncio.run(_consume(job, ready, go, result))
     except Exception as exc:
         log.exception("discogsography consumer failed store=%s", job.store)
         result.error = f"{type(exc).__name__}: {exc}"
@@ -590,7 +593,9 @@ def consumer_process(job: ConsumerJob, ready: ProcessEvent, results: Any) -> Non
     results.put(result)
 
 
-async def _consume(job: ConsumerJob, ready: ProcessEvent, result: ConsumerResult) -> None:
+async def _consume(
+    job: ConsumerJob, ready: ProcessEvent, go: ProcessEvent, result: ConsumerResult
+) -> None:
     entities = {name: job.spec.entities[name] for name in store_entities(job.spec, job.store)}
     async with open_sink(job) as sink:
         processor = BatchProcessor(sink, entities, result, job.batch)
@@ -598,10 +603,15 @@ async def _consume(job: ConsumerJob, ready: ProcessEvent, result: ConsumerResult
         async with connection:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=job.prefetch)
-            for entity in entities:
-                queue = await channel.get_queue(queue_name(job.namespace, job.store, entity))
-                await queue.consume(_handler(processor, entity))
+            queues = {
+                entity: await channel.get_queue(queue_name(job.namespace, job.store, entity))
+                for entity in entities
+            }
             ready.set()
+            while not await asyncio.to_thread(go.wait, 1.0):
+                pass
+            for entity, queue in queues.items():
+                await queue.consume(_handler(processor, entity))
             periodic = asyncio.create_task(processor.periodic_flush())
             try:
                 finished = asyncio.ensure_future(processor.finished())
@@ -643,17 +653,19 @@ class ConsumerProcesses:
         context = multiprocessing.get_context("spawn")
         self.results: Any = context.Queue()
         self.ready = {job.store: context.Event() for job in jobs}
+        self.go = context.Event()
         self.processes = {
             job.store: context.Process(
                 target=consumer_process,
-                args=(job, self.ready[job.store], self.results),
+                args=(job, self.ready[job.store], self.go, self.results),
                 name=f"dg-{CONSUMERS[job.store]}",
+                daemon=True,  # never outlives the run
             )
             for job in jobs
         }
 
     async def start(self) -> None:
-        """Start every process and wait until each consumes (or one exits first)."""
+        """Start every process and wait until each is connected (or one exits first)."""
         for process in self.processes.values():
             process.start()
         deadline = time.monotonic() + CONSUMER_START_SECONDS
@@ -664,6 +676,11 @@ class ConsumerProcesses:
                     raise TimeoutError(
                         f"{CONSUMERS[store]} was not consuming after {CONSUMER_START_SECONDS} s"
                     )
+
+    def release(self) -> float:
+        """Let every consumer consume; when that was (monotonic seconds)."""
+        self.go.set()
+        return time.monotonic()
 
     async def collect(self) -> dict[Store, ConsumerResult]:
         """Every consumer's result; raises what stopped one, or if one died silently."""
@@ -702,11 +719,15 @@ async def run_discogsography(
     *,
     prefetch: int = PREFETCH,
     batch: int = BATCH_SIZE,
+    drain: bool = False,
 ) -> dict[str, Measurement]:
     """Publish ``records`` discogsography's way while its two consumers load them; the
     measurements "publish", "postgres", "neo4j" and "end to end" (both stores committed).
 
-    Every store's clock runs from the first publish to its last commit. The data is left
+    Every store's clock runs from the first publish to its last commit; with ``drain`` the
+    consumers start only once everything is published (the queues full, as after an
+    extraction ran ahead) and their clocks from then: their own rate, without the
+    transport's. "end to end" always runs from the first publish. The data is left
     in place (``drop_discogsography`` removes it); the queues are deleted. It waits for
     the consumers as long as they take: bound it with ``asyncio.timeout``.
     """
@@ -725,21 +746,32 @@ async def run_discogsography(
         await declare_topology(channel, spec, namespace)
         try:
             await consumers.start()
-            published = await publish_records(channel, spec, namespace, records)
+            if drain:
+                published = await publish_records(channel, spec, namespace, records)
+                consuming = consumers.release()
+            else:
+                consuming = consumers.release()
+                published = await publish_records(channel, spec, namespace, records)
             results = await consumers.collect()
         finally:
             consumers.stop()
             await delete_topology(channel, spec, namespace)
-    return measurements(published, results, prefetch, batch)
+    since = consuming if drain else published.started
+    return measurements(
+        published, results, since, {"prefetch": prefetch, "batch": batch, "drain": drain}
+    )
 
 
 def measurements(
-    published: Published, results: dict[Store, ConsumerResult], prefetch: int, batch: int
+    published: Published,
+    results: dict[Store, ConsumerResult],
+    since: float,
+    run: dict[str, Any],
 ) -> dict[str, Measurement]:
-    """The run's figures, every clock started at the first publish."""
+    """The run's figures: the stores' clocks from ``since``, the others' from the first
+    publish; ``run`` (prefetch, batch, drain) goes into every measurement's details."""
     settings = {
-        "prefetch": prefetch,
-        "batch": batch,
+        **run,
         "flush_interval": FLUSH_INTERVAL,
         "queue_type": QUEUE_ARGUMENTS["x-queue-type"],
     }
@@ -755,13 +787,13 @@ def measurements(
     for store, result in results.items():
         out[store] = Measurement(
             store,
-            f"{CONSUMERS[store]}: batches of {batch}, prefetch {prefetch}",
+            f"{CONSUMERS[store]}: batches of {run['batch']}, prefetch {run['prefetch']}",
             result.records,
-            result.last_commit - published.started,
+            result.last_commit - since,
             details={
                 **settings,
                 "batches": result.batches,
-                "first_delivery_seconds": round(result.first_delivery - published.started, 3),
+                "first_delivery_seconds": round(result.first_delivery - since, 3),
                 "consumer_cpu_seconds": round(result.cpu_seconds, 2),
             },
         )
@@ -774,3 +806,33 @@ def measurements(
         details=settings,
     )
     return out
+
+
+async def measure_demo(url: str, records: int, *, drain: bool = False) -> dict[str, Measurement]:
+    """One run over the demo API's first ``records`` replays, under labels and a schema of
+    its own that are dropped afterwards."""
+    namespace = "dg_" + secrets.token_hex(4)
+    spec = prefixed_spec(load_spec("demo"), f"Dg{namespace}")
+    try:
+        return await run_discogsography(demo_records(url, records), spec, namespace, drain=drain)
+    finally:
+        await drop_discogsography(spec, namespace)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.discogsography_baseline --url URL --records N``: one measured run
+    against a running demo API, printed as JSON."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8899", help="the demo API")
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument(
+        "--drain", action="store_true", help="publish first, then time the consumers alone"
+    )
+    args = parser.parse_args(argv)
+    measured = asyncio.run(measure_demo(args.url, args.records, drain=args.drain))
+    report = {name: measurement.as_dict() for name, measurement in measured.items()}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
