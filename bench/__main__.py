@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bench import end_to_end, extractor_cli, graphinator
+from bench import discogs_dump, end_to_end, extractor_cli, graphinator
 from bench.chaos import cli as chaos_cli
 from bench.harness.cli import Arg, add_args, consumer_args, numbers, options_from, write_json
 from bench.report import print_results
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     extractor_cli.add_parser(commands)
     chaos_cli.add_parser(commands)
     end_to_end.add_parser(commands)
+    discogs_dump.add_parser(commands)
     plot = commands.add_parser("plot", help="draw the sweep of a --json results file")
     plot.add_argument("results", type=Path, help="a JSON file written by --json")
     plot.add_argument(
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "end-to-end":
         end_to_end.run(args)
+        return
+    if args.command == "discogs-dump":
+        discogs_dump.run(args)
         return
     if args.command == "chaos":
         raise SystemExit(chaos_cli.run(args))

@@ -1,44 +1,46 @@
-"""``python -m bench end-to-end``: the demo job from the demo API into PostgreSQL, the
-project (``extractor run --stores tableinator`` with a tableinator process) against dlt's
-``rest_api`` source over the same records, in one run."""
+"""``python -m bench end-to-end``: the whole job, source to both stores, against its peers
+in one run: the demo job (demo API -> PostgreSQL and Neo4j) and a generated Discogs-shaped
+dump (bench/discogs_dump.py), each against a discogsography-style baseline (one record per
+message, each confirm awaited), and the demo job into PostgreSQL alone against dlt's
+``rest_api`` source over the same records."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import subprocess
-import sys
 import tempfile
-import time
-import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import yaml
 
-from bench.dlt_baseline import DLT_CREDENTIALS, count_rows, drop_dataset, run_dlt
-from bench.harness.broker import delete_queues
+from bench.dlt_baseline import run_dlt
+from bench.e2e_baseline import demo_baseline, dump_baseline
+from bench.e2e_job import Job, run_job
+from bench.e2e_report import print_results
 from bench.harness.cli import Arg, Commands, add_args, numbers, options_from, write_json
-from bench.harness.measure import Measurement
-from bench.harness.processes import background, demo_api
-from bench.harness.report import console, new_table, print_footer, ratio, verdict
+from bench.harness.processes import demo_api
 from bench.harness.run import RunInfo
-from common.settings import AmqpSettings
-from common.topology import Topology
 
 DEMO_SPEC = Path("common/datasets/demo.yaml")
-TARGET_RATIO = 5.0
+DISCOGS_SPEC = Path("common/datasets/discogs.yaml")
+DLT_TARGET = 5.0  # source to PostgreSQL, x dlt
+BASELINE_TARGET = 50.0  # end to end, x one record per message
+DISCOGS_RECORDS = 34_000_000  # a full monthly dump, for the projection
 DESCRIPTION = (
-    "Starts the demo API (python -m demoapi --size N), then per round: (a) the project, "
-    "`extractor run --stores tableinator` of the demo spec (a fresh dataset name, so fresh "
-    "queues, ledger and schema) with a `python -m tableinator` process, timed from the "
-    "job's start to the run's exit (it waits for tableinator to finalise the job); (b) "
-    "dlt's rest_api source over /offset.json (OffsetPaginator, merge on id) into the "
-    "bench_dlt schema, dropped first, timed over pipeline.run (load included). Rows are "
-    "counted in each table afterwards. Needs RabbitMQ and PostgreSQL."
+    "Starts the demo API (python -m demoapi --size N), then per round: (1) the demo job "
+    "(`extractor run` of the demo spec under a fresh dataset name and label prefix) into "
+    "PostgreSQL and Neo4j with a tableinator and a graphinator process, timed from the "
+    "job's start to the run's exit (the extractor waits until both stores finalised it); "
+    "(2) the same into PostgreSQL alone, against dlt's rest_api source over /offset.json "
+    "(OffsetPaginator, merge on id); (3) the discogsography-style baseline on the first "
+    "--baseline-records records; (4) with --dump-records N > 0, a generated Discogs-shaped "
+    "dump of N records (all four files; --dump-dir keeps it for the next run) into both "
+    "stores, its graph bulk-loaded into a throwaway Neo4j and/or MERGEd (--dump-graph), "
+    "and through the baseline, projected to a 34M-record monthly dump. Prints records/s per store "
+    "and end to end, and each process's share of the machine's CPU. Needs RabbitMQ, "
+    "PostgreSQL and Neo4j (scripts/services.sh start) and the bench extra."
 )
 
 
@@ -50,17 +52,42 @@ class Options:
     port: int = 18899
     page_size: int | None = None  # the project's page size; None: the demo spec's (50)
     rate_limit: tuple[int, ...] | None = None  # initial,maximum requests/s; None: the spec's
-    timeout: float = 1800.0
+    baseline_records: int = 5_000
+    dump_records: int = 0
+    dump_dir: Path | None = None
+    dump_graph: tuple[str, ...] = ("bulk", "merge")
+    skip_dlt: bool = False
+    timeout: float = 3600.0
+
+
+def modes(text: str) -> tuple[str, ...]:
+    """``bulk,merge`` -> ("bulk", "merge"); anything else is refused."""
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = set(chosen) - {"bulk", "merge"}
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"expected bulk, merge or bulk,merge, got {text!r}")
+    return chosen
 
 
 ARGS = [
     Arg("--records", int, "N", "records in the demo API (default %(default)s)"),
-    Arg("--repeat", int, "N", "rounds of both paths; every round is reported"),
+    Arg("--repeat", int, "N", "rounds of every path; every round is reported"),
     Arg("--dlt-page-size", int, "N", "dlt's OffsetPaginator limit (default %(default)s)"),
     Arg("--port", int, "P", "the demo API's port (default %(default)s)"),
     Arg("--page-size", int, "N", "the project's page size (default: the demo spec's, 50)"),
     Arg("--rate-limit", numbers, "INITIAL,MAX", "requests/s (default: the spec's, 200,2000)"),
-    Arg("--timeout", float, "S", "give up on one path after this many seconds"),
+    Arg("--baseline-records", int, "N", "records the one-per-message baseline moves"),
+    Arg("--dump-records", int, "N", "also a generated Discogs dump of N records (0: none)"),
+    Arg("--dump-dir", Path, "DIR", "where the dump is written (reused if it holds one)"),
+    Arg(
+        "--dump-graph",
+        modes,
+        "MODE,MODE",
+        "how the dump's graph loads: bulk (GRAPHINATOR_BULK_LOAD and neo4j-admin, into a "
+        "throwaway Neo4j), merge, or both (default bulk,merge)",
+    ),
+    Arg("--skip-dlt", help="leave out the PostgreSQL-only job and dlt"),
+    Arg("--timeout", float, "S", "give up on one job after this many seconds"),
     Arg("--json", Path, "PATH", "write the results as JSON", default=False),
 ]
 
@@ -68,17 +95,15 @@ ARGS = [
 def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "end-to-end",
-        help="records/s from the demo API into PostgreSQL, against dlt",
+        help="the whole job into both stores, against discogsography-style and dlt",
         description=DESCRIPTION,
     )
     add_args(parser, Options(), ARGS)
 
 
-def write_spec(directory: Path, name: str, url: str, options: Options) -> Path:
-    """The demo spec under another dataset name, pointed at this run's API, with the
-    page size and rate limit of the options when they are given."""
+def demo_job(url: str, options: Options, stores: tuple[str, ...]) -> Job:
+    """The demo spec pointed at this run's API, with the options' page size and rate."""
     raw = yaml.safe_load(DEMO_SPEC.read_text())
-    raw["name"] = name
     raw["source"]["base_url"] = url
     if options.page_size:
         paginator = raw["entities"]["replays"]["paginator"]
@@ -86,110 +111,124 @@ def write_spec(directory: Path, name: str, url: str, options: Options) -> Path:
     if options.rate_limit:
         initial, maximum = options.rate_limit
         raw["source"]["rate_limit"] = {"initial": initial, "maximum": maximum}
-    spec = directory / f"{name}.yaml"
-    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return spec
+    label = "demo job -> " + " + ".join(stores)
+    env = {"EXTRACTOR_SOURCE_URL": url}
+    return Job(raw, options.records, label, env, stores)
 
 
-def job_env(spec: Path, url: str, name: str) -> dict[str, str]:
-    return dict(
-        os.environ,
-        DATASET_SPEC=str(spec),
-        EXTRACTOR_SOURCE_URL=url,
-        AMQP_CONSUMERS="tableinator",
-        POSTGRES_SCHEMA=name,
-        EXTRACTOR_LEDGER_SCHEMA=f"{name}_ledger",
-        EXTRACTOR_WORK_QUEUE=f"extractor.work.{name}",
-        LOG_LEVEL="WARNING",
-    )
+def dump_job(directory: Path, records: int, mode: str) -> Job:
+    raw = yaml.safe_load(DISCOGS_SPEC.read_text())
+    raw["source"]["base_path"] = str(directory)
+    label = f"Discogs dump -> tableinator + graphinator ({mode})"
+    return Job(raw, records, label, graph_bulk=mode == "bulk")
 
 
-def run_project(url: str, options: Options, logs: Path) -> Measurement:
-    """One job of the demo spec under a fresh name, tableinator consuming it."""
-    name = f"e2e_{uuid.uuid4().hex[:8]}"
-    env = job_env(write_spec(logs, name, url, options), url, name)
-    extractor = [sys.executable, "-m", "extractor", "run", "--stores", "tableinator"]
-    try:
-        with (
-            background(["-m", "tableinator"], env, logs / f"{name}.tableinator.log"),
-            (logs / f"{name}.extractor.log").open("ab") as out,
-        ):
-            started = time.perf_counter()
-            subprocess.run(
-                extractor, env=env, stdout=out, stderr=out, check=True, timeout=options.timeout
-            )
-            seconds = time.perf_counter() - started
-        rows = count_rows(DLT_CREDENTIALS, name, "replays")
-    finally:
-        for schema in (name, f"{name}_ledger"):
-            drop_dataset(DLT_CREDENTIALS, schema)
-        asyncio.run(delete_job_queues(name))
-    label = "project: extractor -> tableinator (finalised)"
-    details = {"dataset": name, "page_size": options.page_size or 50}
-    return Measurement("project", label, rows, seconds, details=details)
-
-
-async def delete_job_queues(name: str) -> None:
-    """The round's dataset queues (tableinator's and its dead letters) and work queue."""
-    names = [
-        Topology.queue_name("tableinator", name, "replays"),
-        Topology.dead_letter_queue_name("tableinator", name, "replays"),
-        f"extractor.work.{name}",
-    ]
-    async with await aio_pika.connect(AmqpSettings().url) as connection:
-        await delete_queues(await connection.channel(), names)
-
-
-def one_round(url: str, options: Options, logs: Path) -> dict[str, Any]:
-    project = run_project(url, options, logs)
-    dlt = run_dlt(url, limit=options.dlt_page_size)
-    return {
-        "project": project.as_dict(),
-        "dlt": dlt.as_dict(),
-        "ratio": project.rate / dlt.rate if dlt.rate else None,
+def demo_round(url: str, options: Options, logs: Path) -> dict[str, Any]:
+    """The demo job into both stores and its baseline; into PostgreSQL alone and dlt."""
+    both = run_job(demo_job(url, options, ("tableinator", "graphinator")), logs, options.timeout)
+    baseline = demo_baseline(url, options.baseline_records)
+    result: dict[str, Any] = {
+        "both": both.as_dict(),
+        "baseline": baseline,
+        "vs_baseline": ratio(both.rate, baseline["end_to_end"]["records_per_second"]),
     }
+    if not options.skip_dlt:
+        postgres = run_job(demo_job(url, options, ("tableinator",)), logs, options.timeout)
+        dlt = run_dlt(url, limit=options.dlt_page_size)
+        result.update(postgres=postgres.as_dict(), dlt=dlt.as_dict())
+        result["vs_dlt"] = ratio(postgres.rate, dlt.rate)
+    return result
+
+
+def dump_round(directory: Path, records: int, options: Options, logs: Path) -> dict[str, Any]:
+    """The dump into both stores, its graph bulk-loaded and/or MERGEd, and its baseline;
+    the projection is the first mode's (bulk when it runs)."""
+    jobs = {
+        mode: run_job(dump_job(directory, records, mode), logs, options.timeout)
+        for mode in options.dump_graph
+    }
+    first = jobs[options.dump_graph[0]]
+    baseline = dump_baseline(directory, options.baseline_records)
+    hours = DISCOGS_RECORDS / first.rate / 3600 if first.rate else None
+    graphs = {(job.nodes, job.relationships) for job in jobs.values()}
+    return {
+        "both": first.as_dict(),
+        "modes": {mode: job.as_dict() for mode, job in jobs.items()},
+        "same_graph": len(graphs) == 1 if len(jobs) > 1 else None,
+        "baseline": baseline,
+        "vs_baseline": ratio(first.rate, baseline["end_to_end"]["records_per_second"]),
+        "projected_hours_34m": round(hours, 2) if hours else None,
+    }
+
+
+def ratio(ours: float, theirs: float) -> float | None:
+    return round(ours / theirs, 2) if theirs else None
+
+
+def dump_directory(options: Options, stack: ExitStack) -> tuple[Path, int]:
+    """The dump to load: the options' directory (written there unless it holds one of
+    the same size) or a temporary one; its directory and record count."""
+    from bench.discogs_dump import existing_dump, write_dump
+
+    if options.dump_dir is None:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dump-")))
+    else:
+        directory = options.dump_dir
+        directory.mkdir(parents=True, exist_ok=True)
+    summary = existing_dump(directory, options.dump_records) or write_dump(
+        directory, options.dump_records
+    )
+    return directory, summary.total
 
 
 def run_bench(options: Options) -> dict[str, Any]:
-    """Every round of both paths against one demo API, with the run's metadata."""
+    """Every round of every path, with the run's metadata."""
     import dlt
 
     info = RunInfo()
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp,
-        demo_api(options.records, options.port) as url,
-    ):
-        rounds = [one_round(url, options, Path(tmp)) for _ in range(options.repeat)]
-    ratios = [r["ratio"] or 0.0 for r in rounds]
+    rounds: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-e2e-")))
+        dump = dump_directory(options, stack) if options.dump_records else None
+        url = stack.enter_context(demo_api(options.records, options.port))
+        for _ in range(options.repeat):
+            one: dict[str, Any] = {"demo": demo_round(url, options, logs)}
+            if dump:
+                one["dump"] = dump_round(*dump, options, logs)
+            rounds.append(one)
     return {
         **info.header("end-to-end"),
         "versions": {"dlt": dlt.__version__},
-        "records": options.records,
-        "project_page_size": options.page_size,
-        "project_rate_limit": options.rate_limit,
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
         "rounds": rounds,
-        "target_ratio": TARGET_RATIO,
-        "target_met": all(value >= TARGET_RATIO for value in ratios),
+        "targets": targets(rounds),
     }
 
 
-def print_results(result: dict[str, Any]) -> None:
-    out = console(120)
-    columns = ("round", "project rows", "project rec/s", "dlt rows", "dlt rec/s", "ratio")
-    table = new_table("source to PostgreSQL: project against dlt", columns)
-    for number, r in enumerate(result["rounds"], 1):
-        project, dlt = r["project"], r["dlt"]
-        table.add_row(
-            str(number),
-            f"{project['records']:,}",
-            f"{project['records_per_second']:,.0f}",
-            f"{dlt['records']:,}",
-            f"{dlt['records_per_second']:,.0f}",
-            ratio(project["records_per_second"], dlt["records_per_second"]),
-        )
-    out.print(table)
-    out.print(f"target >= {TARGET_RATIO:.0f}x dlt in every round: {verdict(result['target_met'])}")
-    print_footer(out, result, f"{result['records']:,} records in the demo API; ")
+def targets(rounds: list[dict[str, Any]]) -> dict[str, bool | None]:
+    """Each target, met only when it holds in every round (None: not measured)."""
+
+    def every(path: str, key: str, floor: float) -> bool | None:
+        values = [r[path].get(key) for r in rounds if path in r]
+        if not values or any(v is None for v in values):
+            return None
+        return all(v >= floor for v in values)
+
+    demo_rates = [r["demo"]["both"]["records_per_second"] for r in rounds]
+    hours = [r["dump"]["projected_hours_34m"] for r in rounds if "dump" in r]
+    return {
+        "demo >= 8,000 records/s, both stores": all(rate >= 8000 for rate in demo_rates),
+        f"demo >= {BASELINE_TARGET:.0f}x one record per message": every(
+            "demo", "vs_baseline", BASELINE_TARGET
+        ),
+        f"source to PostgreSQL >= {DLT_TARGET:.0f}x dlt": every("demo", "vs_dlt", DLT_TARGET),
+        f"dump >= {BASELINE_TARGET:.0f}x one record per message": every(
+            "dump", "vs_baseline", BASELINE_TARGET
+        ),
+        "34M-record dump projected < 1 hour": (
+            all(h is not None and h < 1 for h in hours) if hours else None
+        ),
+    }
 
 
 def run(args: argparse.Namespace) -> None:

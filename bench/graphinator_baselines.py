@@ -83,17 +83,17 @@ def record_write(entity: EntitySpec) -> RecordWrite:
     node = f"MERGE (n:{label} {{{key}: $key}}) SET n = $props"
     match = f"MATCH (n:{label} {{{key}: $key}}) "
     relationships = tuple(
-        (spec, f"UNWIND $rels AS rel {match}{_merge_target(spec)}") for spec in graph.relationships
+        (spec, f"UNWIND $rels AS rel {match}{merge_target(spec)}") for spec in graph.relationships
     )
     subqueries = " ".join(
-        f"CALL (n) {{ UNWIND $rels{index} AS rel {_merge_target(spec)} }}"
+        f"CALL (n) {{ UNWIND $rels{index} AS rel {merge_target(spec)} }}"
         for index, spec in enumerate(graph.relationships)
     )
     single = f"{node} WITH n {subqueries}"
     return RecordWrite(entity, node, relationships, single)
 
 
-def _merge_target(spec: RelationshipSpec) -> str:
+def merge_target(spec: RelationshipSpec) -> str:
     target, target_key = ident(spec.target.label), ident(spec.target.key)
     edge = f"[e:{ident(spec.type)}]"
     arrow = f"-{edge}->" if spec.direction == "out" else f"<-{edge}-"

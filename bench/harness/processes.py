@@ -36,7 +36,10 @@ class Background:
     cpu: float = 0.0
 
     def stop(self, grace: float = 30.0) -> int:
-        """SIGTERM (kill -9 after ``grace`` seconds), its CPU time read just before."""
+        """SIGTERM (kill -9 after ``grace`` seconds), its CPU time read just before; once
+        stopped, it stays stopped."""
+        if self.process.returncode is not None:
+            return self.process.returncode
         self.cpu = max(self.cpu, cpu_seconds(self.process.pid))
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -76,3 +79,51 @@ def demo_api(records: int, port: int, *flags: str) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+# The local services, found by their command lines (scripts/services.sh starts them).
+SERVICES = {
+    "rabbitmq": "beam.smp",
+    "postgresql": "postgres -D|bin/postgres",
+    "neo4j": "Neo4jServer|org.neo4j",
+}
+
+
+def _pgrep(*args: str) -> list[int]:
+    found = subprocess.run(["pgrep", *args], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and every live descendant (exited ones count in their
+    parent's reaped children's time once waited for)."""
+    return cpu_seconds(pid) + sum(tree_cpu(child) for child in _pgrep("-P", str(pid)))
+
+
+def service_roots() -> dict[str, int]:
+    """The oldest process of each local service that is running, by name."""
+    roots = {}
+    for name, pattern in SERVICES.items():
+        pids = _pgrep("-o", "-f", pattern)
+        if pids:
+            roots[name] = pids[0]
+    return roots
+
+
+class ServiceCpu:
+    """The CPU seconds the local services spent between ``start()`` and ``stop()``."""
+
+    def __init__(self) -> None:
+        self.roots = service_roots()
+        self.before: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: tree_cpu(pid) for name, pid in self.roots.items()}
+
+    def stop(self) -> dict[str, float]:
+        self.seconds = {
+            name: max(0.0, tree_cpu(pid) - self.before.get(name, 0.0))
+            for name, pid in self.roots.items()
+        }
+        return self.seconds

@@ -13,11 +13,12 @@ import yaml
 from bench.discogs_dump import (
     ENTITIES,
     REAL_MILLIONS,
-    GzipWriter,
+    existing_dump,
     main,
     split_records,
     write_dump,
 )
+from bench.harness.gzip_writer import GzipWriter
 from common.records import prepare
 from common.spec import BUNDLED_DIR, load_spec
 from extractor.backfill import JobOptions, plan_dump
@@ -189,7 +190,7 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "releases" in out and "300" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"discogs_20250101_{entity}.xml.gz" for entity in ENTITIES
+        [f"discogs_20250101_{entity}.xml.gz" for entity in ENTITIES] + ["dump.json"]
     )
     with pytest.raises(SystemExit):
         main(["--date", "2025-01-01", "--out", str(tmp_path)])
@@ -199,3 +200,16 @@ def test_a_failed_write_is_raised_not_lost(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="missing"), GzipWriter(tmp_path / "missing" / "x.gz") as out:
         for _ in range(20):
             out.write("<x/>" * 1000)
+
+
+def test_a_dump_is_reused_only_while_its_files_are_as_written(tmp_path: Path) -> None:
+    written = write_dump(tmp_path, 300, seed=3)
+    again = existing_dump(tmp_path, 300, seed=3)
+    assert again is not None
+    assert (again.files, again.records) == (written.files, written.records)
+    assert existing_dump(tmp_path, 301, seed=3) is None  # another size
+    assert existing_dump(tmp_path, 300, seed=4) is None  # another seed
+    with gzip.open(written.files["labels"], "ab") as more:
+        more.write(b"<!-- changed -->")
+    assert existing_dump(tmp_path, 300, seed=3) is None
+    assert existing_dump(tmp_path / "nothing", 300) is None

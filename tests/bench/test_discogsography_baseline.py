@@ -15,13 +15,15 @@ from neo4j import AsyncGraphDatabase
 from psycopg import sql
 
 from bench.discogsography_baseline import (
-    BATCH_SIZE,
-    PREFETCH,
-    drop_discogsography,
     dump_records,
     message_body,
     prefixed_spec,
     run_discogsography,
+)
+from bench.discogsography_stores import (
+    BATCH_SIZE,
+    PREFETCH,
+    drop_discogsography,
     table_statements,
 )
 from common.records import PreparedRecord, cast_key, get_path

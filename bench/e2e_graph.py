@@ -1,0 +1,97 @@
+"""The graph side of an end-to-end round: a spec's labels under a prefix of the round's own
+(Neo4j Community has one database, shared with the tests beside the benchmark), the
+nodes and relationships that landed, and their deletion afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from neo4j import AsyncGraphDatabase
+
+from common.settings import Neo4jSettings
+from graphinator.cypher import ident
+
+DELETE_CHUNK = 1000
+REPO = Path(__file__).resolve().parents[1]
+THROWAWAY_PORT = 7689
+
+
+@contextmanager
+def throwaway_neo4j(directory: Path, port: int = THROWAWAY_PORT) -> Iterator[dict[str, str]]:
+    """A second, empty Neo4j (scripts/services.sh with its own home and Bolt port: the
+    shared server is never touched), for a bulk load; yields the environment that points
+    graphinator, ``graphinator bulk-import`` and ``graph_totals`` at it."""
+    env = {
+        "NEO4J_BOLT_PORT": str(port),
+        "NEO4J_HOME_DIR": str(directory / "neo4j-home"),
+        "NEO4J_ADDRESS": f"bolt://127.0.0.1:{port}",
+    }
+    script = [str(REPO / "scripts/services.sh")]
+    full = dict(os.environ, **env)
+    subprocess.run([*script, "start", "neo4j"], env=full, check=True, capture_output=True)
+    try:
+        yield env
+    finally:
+        subprocess.run([*script, "stop", "neo4j"], env=full, check=True, capture_output=True)
+
+
+def prefix_labels(raw: dict[str, Any], prefix: str) -> set[str]:
+    """Rewrite every node label of a raw (YAML-loaded) spec as ``prefix + label``, in place;
+    the set of labels it now names."""
+    labels: set[str] = set()
+    for entity in raw["entities"].values():
+        graph = entity.get("graph")
+        if not graph:
+            continue
+        graph["label"] = prefix + graph["label"]
+        labels.add(graph["label"])
+        for relationship in graph.get("relationships", []):
+            target = relationship["target"]
+            target["label"] = prefix + target["label"]
+            labels.add(target["label"])
+    return labels
+
+
+async def _rows(statement: str, address: str | None = None, **params: Any) -> list[dict[str, Any]]:
+    settings = Neo4jSettings()
+    if address:
+        settings = settings.model_copy(update={"neo4j_address": address})
+    async with (
+        AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth) as driver,
+        driver.session(database=settings.neo4j_database) as session,
+    ):
+        result = await session.run(statement, params)
+        return [record.data() for record in await result.fetch(1_000_000)]
+
+
+async def graph_totals(labels: set[str], address: str | None = None) -> tuple[int, int]:
+    """Nodes carrying the labels, and relationships starting at them (both from the count
+    store: no scan); ``address``: another server's Bolt URI than the settings'."""
+    nodes = relationships = 0
+    for label in sorted(labels):
+        node_rows = await _rows(f"MATCH (n:{ident(label)}) RETURN count(n) AS c", address)
+        rel_rows = await _rows(f"MATCH (:{ident(label)})-[e]->() RETURN count(e) AS c", address)
+        nodes += int(node_rows[0]["c"])
+        relationships += int(rel_rows[0]["c"])
+    return nodes, relationships
+
+
+async def drop_graph(labels: set[str], prefix: str) -> None:
+    """Delete the labels' nodes (in transactions of DELETE_CHUNK) and their constraints."""
+    for label in sorted(labels):
+        await _rows(
+            f"MATCH (n:{ident(label)}) CALL (n) {{ DETACH DELETE n }} "
+            f"IN TRANSACTIONS OF {DELETE_CHUNK} ROWS"
+        )
+    constraints = await _rows(
+        "SHOW CONSTRAINTS YIELD name, labelsOrTypes "
+        "WHERE any(label IN labelsOrTypes WHERE label STARTS WITH $prefix) RETURN name",
+        prefix=prefix,
+    )
+    for row in constraints:
+        await _rows(f"DROP CONSTRAINT {ident(row['name'])} IF EXISTS")
