@@ -46,7 +46,9 @@ def test_a_target_is_met_only_when_it_holds_in_every_round() -> None:
     assert met["34M-record dump projected < 1 hour"] is None
 
 
-def test_a_demo_job_lands_in_both_stores_and_is_cleaned_up(tmp_path: Path) -> None:
+def test_a_demo_job_lands_in_both_stores_and_is_cleaned_up(
+    tmp_path: Path, graph_lock: None
+) -> None:
     raw = yaml.safe_load(DEMO_SPEC.read_text())
     with demo_api(RECORDS, free_port()) as url:
         raw["source"]["base_url"] = url
