@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.discogs_elements import GENERATORS
-from bench.discogs_world import (
-    Catalogue,
-)
+from bench.discogs_world import Catalogue
 from bench.harness.cli import Arg, Commands, add_args, options_from
 from bench.harness.gzip_writer import GzipWriter
 
@@ -38,6 +36,7 @@ ENTITIES = ("artists", "labels", "masters", "releases")
 # Records in a real monthly dump, in millions: the shares every generated dump keeps.
 REAL_MILLIONS = {"artists": 9.5, "labels": 2.3, "masters": 2.4, "releases": 18.0}
 SUMMARY = "dump.json"  # what write_dump wrote, for existing_dump
+GENERATOR = 2  # raised when the same seed writes other records (2: groups spread out)
 MIN_RECORDS = 100  # fewer cannot keep every entity present in its share
 BATCH_RECORDS = 256  # records joined per write: ~1 MB of releases
 
@@ -56,6 +55,7 @@ class DumpSummary:
     def as_dict(self, seed: int, date: str) -> dict[str, Any]:
         """What ``existing_dump`` reads back, with the arguments that wrote it."""
         return {
+            "generator": GENERATOR,
             "seed": seed,
             "date": date,
             "files": {entity: str(path) for entity, path in self.files.items()},
@@ -127,7 +127,11 @@ def existing_dump(directory: Path, records: int, *, seed: int = 0) -> DumpSummar
     except (OSError, ValueError):
         return None
     files = {entity: Path(path) for entity, path in saved["files"].items()}
-    if saved["seed"] != seed or sum(saved["records"].values()) != records:
+    if (
+        saved.get("generator") != GENERATOR
+        or saved["seed"] != seed
+        or sum(saved["records"].values()) != records
+    ):
         return None
     if any(
         not p.is_file() or p.stat().st_size != saved["bytes_compressed"][e]

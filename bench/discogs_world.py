@@ -198,6 +198,29 @@ VIDEO_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 NAME, GROUP, MEMBER, ALIAS, PARENT, MASTERLESS, MASTER, WORK = range(1, 9)
 
 
+SPREAD = 10  # one id in this many may be a group (artists) or a parent label (labels)
+
+
+def _is_top(number: int) -> bool:
+    return (number - 1) % SPREAD == 0
+
+
+def _top_of(number: int, tops: int) -> int:
+    """The possible group or parent label a later id's block belongs to (blocks of ten,
+    wrapping around every ``tops`` blocks)."""
+    return ((number - 1) // SPREAD % tops) * SPREAD + 1
+
+
+def _candidates(top: int, tops: int, last: int) -> list[int]:
+    """Every id whose ``_top_of`` is ``top``, itself excepted, up to ``last``."""
+    blocks = range((top - 1) // SPREAD, -(-last // SPREAD), tops)
+    return [
+        n
+        for block in blocks
+        for n in range(block * SPREAD + 2, min(block * SPREAD + SPREAD, last) + 1)
+    ]
+
+
 class Catalogue:
     """Counts per entity, and every fact one record states about another, by id."""
 
@@ -208,10 +231,11 @@ class Catalogue:
         self._key = _mix(seed)
         self._alias_pairs = Permutation(self.artists, seed + 1)
         self._release_order = Permutation(self.releases, seed + 2)
-        # Groups are among the first tenth of the artists, parent labels the first tenth of
-        # the labels; a later id's candidate is the one ``id mod top`` names.
-        self.artist_top = max(1, self.artists // 10)
-        self.label_top = max(1, self.labels // 10)
+        # Every tenth id (1, 11, 21, ...) may be a group or a parent label, so they are
+        # spread through the file as in a real dump (where the planner samples its start);
+        # the other ids of a block of ten are that block's candidate members or sublabels.
+        self.artist_top = max(1, -(-self.artists // SPREAD))
+        self.label_top = max(1, -(-self.labels // SPREAD))
 
     def hash(self, salt: int, number: int) -> int:
         return _mix(self._key ^ (number << 4 | salt))
@@ -235,20 +259,23 @@ class Catalogue:
         return f"{name} ({h % 7 + 2})" if h & 7 == 0 else name
 
     def is_group(self, artist: int) -> bool:
-        return artist <= self.artist_top and self.hash(GROUP, artist) % 100 < 60
+        return _is_top(artist) and self.hash(GROUP, artist) % 100 < 60
 
     def group_of(self, artist: int) -> int | None:
-        """The group an artist is a member of, if any (the first tenth are never members)."""
-        if artist <= self.artist_top or self.hash(MEMBER, artist) % 100 >= 35:
+        """The group an artist is a member of, if any (a possible group is never a member)."""
+        if _is_top(artist) or self.hash(MEMBER, artist) % 100 >= 35:
             return None
-        group = (artist - 1) % self.artist_top + 1
+        group = _top_of(artist, self.artist_top)
         return group if self.is_group(group) else None
 
     def members(self, group: int) -> list[int]:
         if not self.is_group(group):
             return []
-        candidates = range(self.artist_top + group, self.artists + 1, self.artist_top)
-        return [a for a in candidates if self.hash(MEMBER, a) % 100 < 35]
+        return [
+            a
+            for a in _candidates(group, self.artist_top, self.artists)
+            if self.hash(MEMBER, a) % 100 < 35
+        ]
 
     def alias_of(self, artist: int) -> int | None:
         """An artist's alias: pairs of the shuffled order, one pair in five linked."""
@@ -259,14 +286,14 @@ class Catalogue:
         return other if self.hash(ALIAS, min(artist, other)) % 100 < 20 else None
 
     def parent_label(self, label: int) -> int | None:
-        if label <= self.label_top or self.hash(PARENT, label) % 100 >= 22:
+        if _is_top(label) or self.hash(PARENT, label) % 100 >= 22:
             return None
-        return (label - 1) % self.label_top + 1
+        return _top_of(label, self.label_top)
 
     def sublabels(self, label: int) -> list[int]:
-        if label > self.label_top:
+        if not _is_top(label):
             return []
-        candidates = range(self.label_top + label, self.labels + 1, self.label_top)
+        candidates = _candidates(label, self.label_top, self.labels)
         return [s for s in candidates if self.hash(PARENT, s) % 100 < 22]
 
     def _first_position(self, master_index: int) -> int:

@@ -117,17 +117,23 @@ def _prefixed_graph(graph: GraphSpec, prefix: str) -> GraphSpec:
 
 
 def dump_records(
-    directory: Path, spec: DatasetSpec, limit: int
+    directory: Path, spec: DatasetSpec, limit: int, counts: dict[str, int] | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The first ``limit`` records of the dump files in ``directory``, file by file in the
-    spec's entity order (each entity's ``path`` glob, files in name order)."""
+    spec's entity order (each entity's ``path`` glob, files in name order). With ``counts``
+    (records per entity in the whole dump), each entity gives its share of ``limit``, so a
+    sample of a dump holds the releases, their size and relationships, in the dump's mix."""
+    total, sample = (sum(counts.values()) if counts else 0), limit
     for name, entity in spec.entities.items():
+        quota = limit if not counts else round(sample * counts.get(name, 0) / total)
         for path in sorted(directory.glob(entity.path)):
             for record in iter_records(path, name):
-                if limit <= 0:
-                    return
-                limit -= 1
+                if quota <= 0 or limit <= 0:
+                    break
+                quota, limit = quota - 1, limit - 1
                 yield name, record
+            if limit <= 0:
+                return
 
 
 def demo_records(
@@ -299,6 +305,7 @@ def measurements(
             details={
                 **settings,
                 "batches": result.batches,
+                "redelivered_batches": result.redelivered,
                 "first_delivery_seconds": round(result.first_delivery - since, 3),
                 "consumer_cpu_seconds": round(result.cpu_seconds, 2),
             },

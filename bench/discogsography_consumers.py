@@ -21,6 +21,7 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 from neo4j import AsyncGraphDatabase
+from neo4j.exceptions import TransientError
 from psycopg_pool import AsyncConnectionPool
 
 from bench.discogsography_stores import (
@@ -43,6 +44,9 @@ from common.settings import AmqpSettings, Neo4jSettings, PostgresSettings
 from common.spec import DatasetSpec, EntitySpec
 
 log = logging.getLogger(__name__)
+# discogsography nacks a failed batch's messages and RabbitMQ redelivers them, up to its
+# quorum queues' x-delivery-limit; here the batch is written again, as often.
+DELIVERY_LIMIT = 20
 
 # ---------------------------------------------------------------- the batch processor
 
@@ -57,6 +61,7 @@ class ConsumerResult:
     first_delivery: float = 0.0
     last_commit: float = 0.0
     cpu_seconds: float = 0.0
+    redelivered: int = 0  # batches written again after a transient error (a deadlock)
     error: str | None = None
 
 
@@ -113,7 +118,7 @@ class BatchProcessor:
             return
         self.active += 1
         try:
-            await self.sink.write(entity, batch)
+            await self._write(entity, batch)
             for item in batch:
                 await item.message.ack()
             self.result.records += len(batch)
@@ -122,6 +127,19 @@ class BatchProcessor:
         finally:
             self.active -= 1
             await self._notify()
+
+    async def _write(self, entity: str, batch: list[Pending]) -> None:
+        """The batch into the store; after a transient error (once the driver's own
+        retries gave up), again, as discogsography's nack and redelivery would."""
+        for delivery in range(1, DELIVERY_LIMIT + 1):
+            try:
+                await self.sink.write(entity, batch)
+                return
+            except TransientError as exc:
+                if delivery == DELIVERY_LIMIT:
+                    raise
+                log.warning("batch redelivered entity=%s delivery=%d: %s", entity, delivery, exc)
+                self.result.redelivered += 1
 
     async def periodic_flush(self) -> None:
         while True:

@@ -27,9 +27,10 @@ def demo_baseline(url: str, limit: int) -> dict[str, Any]:
     return asyncio.run(_measure(demo_records(url, limit), spec))
 
 
-def dump_baseline(directory: Path, limit: int) -> dict[str, Any]:
+def dump_baseline(directory: Path, limit: int, counts: dict[str, int]) -> dict[str, Any]:
+    """``limit`` records of the dump in its mix of entities (``counts``: the whole dump's)."""
     spec = load_spec(DISCOGS_SPEC)
-    return asyncio.run(_measure(dump_records(directory, spec, limit), spec))
+    return asyncio.run(_measure(dump_records(directory, spec, limit, counts), spec))
 
 
 async def _measure(

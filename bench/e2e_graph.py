@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ from neo4j import AsyncGraphDatabase
 from common.settings import Neo4jSettings
 from graphinator.cypher import ident
 
-DELETE_CHUNK = 1000
+DELETE_CHUNK = 10_000
 REPO = Path(__file__).resolve().parents[1]
 THROWAWAY_PORT = 7689
+Rows = Callable[..., Awaitable[list[dict[str, Any]]]]
 
 
 @contextmanager
@@ -57,7 +58,10 @@ def prefix_labels(raw: dict[str, Any], prefix: str) -> set[str]:
     return labels
 
 
-async def _rows(statement: str, address: str | None = None, **params: Any) -> list[dict[str, Any]]:
+@asynccontextmanager
+async def _graph(address: str | None = None) -> AsyncIterator[Rows]:
+    """One driver and session for a handful of statements; yields a function that runs one
+    and returns its rows. ``address``: another server's Bolt URI than the settings'."""
     settings = Neo4jSettings()
     if address:
         settings = settings.model_copy(update={"neo4j_address": address})
@@ -65,33 +69,46 @@ async def _rows(statement: str, address: str | None = None, **params: Any) -> li
         AsyncGraphDatabase.driver(settings.neo4j_address, auth=settings.auth) as driver,
         driver.session(database=settings.neo4j_database) as session,
     ):
-        result = await session.run(statement, params)
-        return [record.data() for record in await result.fetch(1_000_000)]
+
+        async def rows(statement: str, **params: Any) -> list[dict[str, Any]]:
+            result = await session.run(statement, params)
+            return [record.data() for record in await result.fetch(1_000_000)]
+
+        yield rows
 
 
 async def graph_totals(labels: set[str], address: str | None = None) -> tuple[int, int]:
     """Nodes carrying the labels, and relationships starting at them (both from the count
     store: no scan); ``address``: another server's Bolt URI than the settings'."""
     nodes = relationships = 0
-    for label in sorted(labels):
-        node_rows = await _rows(f"MATCH (n:{ident(label)}) RETURN count(n) AS c", address)
-        rel_rows = await _rows(f"MATCH (:{ident(label)})-[e]->() RETURN count(e) AS c", address)
-        nodes += int(node_rows[0]["c"])
-        relationships += int(rel_rows[0]["c"])
+    async with _graph(address) as rows:
+        for label in sorted(labels):
+            node_rows = await rows(f"MATCH (n:{ident(label)}) RETURN count(n) AS c")
+            rel_rows = await rows(f"MATCH (:{ident(label)})-[e]->() RETURN count(e) AS c")
+            nodes += int(node_rows[0]["c"])
+            relationships += int(rel_rows[0]["c"])
     return nodes, relationships
 
 
 async def drop_graph(labels: set[str], prefix: str) -> None:
-    """Delete the labels' nodes (in transactions of DELETE_CHUNK) and their constraints."""
-    for label in sorted(labels):
-        await _rows(
-            f"MATCH (n:{ident(label)}) CALL (n) {{ DETACH DELETE n }} "
-            f"IN TRANSACTIONS OF {DELETE_CHUNK} ROWS"
+    """Delete the labels' relationships, then their nodes (both in transactions of
+    DELETE_CHUNK: a genre's DETACH DELETE alone would hold its ~100k edges in one), and
+    their constraints."""
+    async with _graph() as rows:
+        for label in sorted(labels):
+            await rows(
+                f"MATCH (:{ident(label)})-[e]->() CALL (e) {{ DELETE e }} "
+                f"IN TRANSACTIONS OF {DELETE_CHUNK} ROWS"
+            )
+        for label in sorted(labels):
+            await rows(
+                f"MATCH (n:{ident(label)}) CALL (n) {{ DETACH DELETE n }} "
+                f"IN TRANSACTIONS OF {DELETE_CHUNK} ROWS"
+            )
+        constraints = await rows(
+            "SHOW CONSTRAINTS YIELD name, labelsOrTypes "
+            "WHERE any(label IN labelsOrTypes WHERE label STARTS WITH $prefix) RETURN name",
+            prefix=prefix,
         )
-    constraints = await _rows(
-        "SHOW CONSTRAINTS YIELD name, labelsOrTypes "
-        "WHERE any(label IN labelsOrTypes WHERE label STARTS WITH $prefix) RETURN name",
-        prefix=prefix,
-    )
-    for row in constraints:
-        await _rows(f"DROP CONSTRAINT {ident(row['name'])} IF EXISTS")
+        for row in constraints:
+            await rows(f"DROP CONSTRAINT {ident(row['name'])} IF EXISTS")

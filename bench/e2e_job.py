@@ -162,8 +162,9 @@ def _measure(job: Job, ns: Namespace, env: dict[str, str], logs: Path, timeout: 
             consumer.stop()
         if job.graph_bulk:
             log = logs / f"{ns.name}.bulk-import.log"
+            staged = store_seconds.get("graphinator")  # the job's files written and synced
             imported = run_python(["-m", "graphinator", "bulk-import"], env, log, timeout)
-            store_seconds["graphinator"] = time.time() - started_at
+            store_seconds.update(graphinator=time.time() - started_at, staged=staged or 0.0)
         seconds = time.perf_counter() - started
     result = JobRound(job.label, job.records, seconds, store_seconds=store_seconds)
     result.cpu = {
@@ -209,12 +210,17 @@ def finalised_after(ledger: str, started_at: float) -> dict[str, float]:
 
 
 def cleanup(ns: Namespace) -> None:
-    for schema in (ns.name, ns.ledger):
-        drop_dataset(PostgresSettings().conninfo, schema)
-    if "graphinator" in ns.stores and not ns.graph_bulk:  # a throwaway server goes whole
-        asyncio.run(drop_graph(ns.labels, ns.prefix))
-    asyncio.run(_delete_queues(ns.queues()))
-    ns.spec.unlink(missing_ok=True)
+    """Delete what the round made; every part is tried, the first failure raised after."""
+    try:
+        for schema in (ns.name, ns.ledger):
+            drop_dataset(PostgresSettings().conninfo, schema)
+    finally:
+        try:
+            if "graphinator" in ns.stores and not ns.graph_bulk:  # a throwaway goes whole
+                asyncio.run(drop_graph(ns.labels, ns.prefix))
+        finally:
+            asyncio.run(_delete_queues(ns.queues()))
+            ns.spec.unlink(missing_ok=True)
 
 
 async def _delete_queues(names: list[str]) -> None:

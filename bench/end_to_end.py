@@ -11,7 +11,7 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -22,6 +22,9 @@ from bench.e2e_report import print_results
 from bench.harness.cli import Arg, Commands, add_args, numbers, options_from, write_json
 from bench.harness.processes import demo_api
 from bench.harness.run import RunInfo
+
+if TYPE_CHECKING:
+    from bench.discogs_dump import DumpSummary
 
 DEMO_SPEC = Path("common/datasets/demo.yaml")
 DISCOGS_SPEC = Path("common/datasets/discogs.yaml")
@@ -140,15 +143,16 @@ def demo_round(url: str, options: Options, logs: Path) -> dict[str, Any]:
     return result
 
 
-def dump_round(directory: Path, records: int, options: Options, logs: Path) -> dict[str, Any]:
-    """The dump into both stores, its graph bulk-loaded and/or MERGEd, and its baseline;
-    the projection is the first mode's (bulk when it runs)."""
+def dump_round(dump: DumpSummary, options: Options, logs: Path) -> dict[str, Any]:
+    """The dump into both stores, its graph bulk-loaded and/or MERGEd, and its baseline
+    (over a sample in the dump's mix of entities); the projection is the first mode's
+    (bulk when it runs)."""
     jobs = {
-        mode: run_job(dump_job(directory, records, mode), logs, options.timeout)
+        mode: run_job(dump_job(dump.directory, dump.total, mode), logs, options.timeout)
         for mode in options.dump_graph
     }
     first = jobs[options.dump_graph[0]]
-    baseline = dump_baseline(directory, options.baseline_records)
+    baseline = dump_baseline(dump.directory, options.baseline_records, dump.records)
     hours = DISCOGS_RECORDS / first.rate / 3600 if first.rate else None
     graphs = {(job.nodes, job.relationships) for job in jobs.values()}
     return {
@@ -165,9 +169,9 @@ def ratio(ours: float, theirs: float) -> float | None:
     return round(ours / theirs, 2) if theirs else None
 
 
-def dump_directory(options: Options, stack: ExitStack) -> tuple[Path, int]:
+def dump_directory(options: Options, stack: ExitStack) -> DumpSummary:
     """The dump to load: the options' directory (written there unless it holds one of
-    the same size) or a temporary one; its directory and record count."""
+    the same size) or a temporary one."""
     from bench.discogs_dump import existing_dump, write_dump
 
     if options.dump_dir is None:
@@ -175,18 +179,28 @@ def dump_directory(options: Options, stack: ExitStack) -> tuple[Path, int]:
     else:
         directory = options.dump_dir
         directory.mkdir(parents=True, exist_ok=True)
-    summary = existing_dump(directory, options.dump_records) or write_dump(
+    return existing_dump(directory, options.dump_records) or write_dump(
         directory, options.dump_records
     )
-    return directory, summary.total
 
 
-def run_bench(options: Options) -> dict[str, Any]:
-    """Every round of every path, with the run's metadata."""
+def run_bench(options: Options, save: Path | None = None) -> dict[str, Any]:
+    """Every round of every path, with the run's metadata; with ``save``, the results so
+    far are written there after every round (a long run that fails keeps its rounds)."""
     import dlt
 
     info = RunInfo()
     rounds: list[dict[str, Any]] = []
+
+    def result() -> dict[str, Any]:
+        return {
+            **info.header("end-to-end"),
+            "versions": {"dlt": dlt.__version__},
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
+            "rounds": rounds,
+            "targets": targets(rounds),
+        }
+
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-e2e-")))
         dump = dump_directory(options, stack) if options.dump_records else None
@@ -194,15 +208,11 @@ def run_bench(options: Options) -> dict[str, Any]:
         for _ in range(options.repeat):
             one: dict[str, Any] = {"demo": demo_round(url, options, logs)}
             if dump:
-                one["dump"] = dump_round(*dump, options, logs)
+                one["dump"] = dump_round(dump, options, logs)
             rounds.append(one)
-    return {
-        **info.header("end-to-end"),
-        "versions": {"dlt": dlt.__version__},
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
-        "rounds": rounds,
-        "targets": targets(rounds),
-    }
+            if save:
+                write_json(save, result())
+    return result()
 
 
 def targets(rounds: list[dict[str, Any]]) -> dict[str, bool | None]:
@@ -232,7 +242,7 @@ def targets(rounds: list[dict[str, Any]]) -> dict[str, bool | None]:
 
 
 def run(args: argparse.Namespace) -> None:
-    result = run_bench(options_from(Options, args))
+    result = run_bench(options_from(Options, args), args.json or None)
     print_results(result)
     if args.json:
         write_json(args.json, result)

@@ -4,7 +4,7 @@ record of a small Discogs dump lands as the rows, nodes and relationships it imp
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -12,14 +12,17 @@ from typing import Any
 import psycopg
 import pytest
 from neo4j import AsyncGraphDatabase
+from neo4j.exceptions import TransientError
 from psycopg import sql
 
+from bench.discogs_dump import write_dump
 from bench.discogsography_baseline import (
     dump_records,
     message_body,
     prefixed_spec,
     run_discogsography,
 )
+from bench.discogsography_consumers import BatchProcessor, ConsumerResult
 from bench.discogsography_stores import (
     BATCH_SIZE,
     PREFETCH,
@@ -148,6 +151,18 @@ def test_dump_records_reads_file_by_file_up_to_the_limit(dump_dir: Path, tmp_pat
     assert list(dump_records(dump_dir, spec, 5)) == records[:5]
 
 
+def test_dump_records_samples_in_the_dumps_mix(tmp_path: Path) -> None:
+    summary = write_dump(tmp_path / "dump", 2_000, seed=5)
+    spec = load_spec(discogs_spec(tmp_path / "discogs.yaml", "dgmix", summary.directory))
+    sample = Counter(
+        entity for entity, _ in dump_records(summary.directory, spec, 400, summary.records)
+    )
+    assert sum(sample.values()) == 400
+    for entity, count in summary.records.items():
+        assert abs(sample[entity] - 400 * count / 2_000) <= 1, entity
+    assert sample["releases"] > sample["artists"] > sample["labels"] > 0
+
+
 def test_prefixed_spec_renames_every_label(tmp_path: Path, dump_dir: Path) -> None:
     spec = prefixed_spec(load_spec(discogs_spec(tmp_path / "d.yaml", "dgp", dump_dir)), "X")
     graphs = [entity.graph for entity in spec.entities.values() if entity.graph]
@@ -202,3 +217,22 @@ async def test_every_record_lands_in_both_stores(
     assert await landed_rows(namespace, rows) == rows
     nodes, edges = expected_graph(dg_spec, records)
     assert await landed_graph(nodes, edges) == (nodes, edges)
+
+
+async def test_a_deadlocked_batch_is_written_again_as_a_redelivery_would() -> None:
+    class Deadlocking:
+        calls = 0
+
+        async def write(self, entity: str, batch: list[Any]) -> None:
+            self.calls += 1
+            if self.calls < 3:
+                raise TransientError("deadlock detected")
+
+    sink = Deadlocking()
+    result = ConsumerResult("neo4j")
+    processor = BatchProcessor(sink, {}, result, batch=10)
+    await processor._write("releases", [])
+    assert (sink.calls, result.redelivered) == (3, 2)
+    sink.calls = -100  # never succeeds within the delivery limit: the error is raised
+    with pytest.raises(TransientError):
+        await processor._write("releases", [])
