@@ -5,7 +5,9 @@ nodes and relationships that landed, and their deletion afterwards."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -24,21 +26,24 @@ Rows = Callable[..., Awaitable[list[dict[str, Any]]]]
 
 @contextmanager
 def throwaway_neo4j(directory: Path, port: int = THROWAWAY_PORT) -> Iterator[dict[str, str]]:
-    """A second, empty Neo4j (scripts/services.sh with its own home and Bolt port: the
-    shared server is never touched), for a bulk load; yields the environment that points
-    graphinator, ``graphinator bulk-import`` and ``graph_totals`` at it."""
+    """A second, empty Neo4j (scripts/services.sh with a fresh home under ``directory`` and
+    its own Bolt port: the shared server is never touched), for a bulk load; yields the
+    environment that points graphinator, ``graphinator bulk-import`` and ``graph_totals``
+    at it. Its home is deleted afterwards, so every round starts from an empty database."""
+    home = Path(tempfile.mkdtemp(prefix="neo4j-home-", dir=directory))
     env = {
         "NEO4J_BOLT_PORT": str(port),
-        "NEO4J_HOME_DIR": str(directory / "neo4j-home"),
+        "NEO4J_HOME_DIR": str(home),
         "NEO4J_ADDRESS": f"bolt://127.0.0.1:{port}",
     }
     script = [str(REPO / "scripts/services.sh")]
     full = dict(os.environ, **env)
-    subprocess.run([*script, "start", "neo4j"], env=full, check=True, capture_output=True)
     try:
+        subprocess.run([*script, "start", "neo4j"], env=full, check=True, capture_output=True)
         yield env
     finally:
         subprocess.run([*script, "stop", "neo4j"], env=full, check=True, capture_output=True)
+        shutil.rmtree(home)
 
 
 def prefix_labels(raw: dict[str, Any], prefix: str) -> set[str]:
