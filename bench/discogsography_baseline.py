@@ -123,9 +123,10 @@ def dump_records(
     spec's entity order (each entity's ``path`` glob, files in name order). With ``counts``
     (records per entity in the whole dump), each entity gives its share of ``limit``, so a
     sample of a dump holds the releases, their size and relationships, in the dump's mix."""
-    total, sample = (sum(counts.values()) if counts else 0), limit
+    total = sum(counts.values()) if counts else 0
+    quotas = {name: round(limit * n / total) for name, n in counts.items()} if counts else {}
     for name, entity in spec.entities.items():
-        quota = limit if not counts else round(sample * counts.get(name, 0) / total)
+        quota = quotas.get(name, 0) if counts else limit
         for path in sorted(directory.glob(entity.path)):
             for record in iter_records(path, name):
                 if quota <= 0 or limit <= 0:

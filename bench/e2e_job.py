@@ -210,17 +210,15 @@ def finalised_after(ledger: str, started_at: float) -> dict[str, float]:
 
 
 def cleanup(ns: Namespace) -> None:
-    """Delete what the round made; every part is tried, the first failure raised after."""
-    try:
-        for schema in (ns.name, ns.ledger):
-            drop_dataset(PostgresSettings().conninfo, schema)
-    finally:
-        try:
-            if "graphinator" in ns.stores and not ns.graph_bulk:  # a throwaway goes whole
-                asyncio.run(drop_graph(ns.labels, ns.prefix))
-        finally:
-            asyncio.run(_delete_queues(ns.queues()))
-            ns.spec.unlink(missing_ok=True)
+    """Delete what the round made; every part is tried, even after one failed."""
+    conninfo = PostgresSettings().conninfo
+    with ExitStack() as stack:  # callbacks run last-in first-out: the schemas go first
+        stack.callback(ns.spec.unlink, missing_ok=True)
+        stack.callback(asyncio.run, _delete_queues(ns.queues()))
+        if "graphinator" in ns.stores and not ns.graph_bulk:  # a throwaway goes whole
+            stack.callback(asyncio.run, drop_graph(ns.labels, ns.prefix))
+        for schema in (ns.ledger, ns.name):
+            stack.callback(drop_dataset, conninfo, schema)
 
 
 async def _delete_queues(names: list[str]) -> None:
