@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,12 @@ from psycopg import sql
 from bench.dlt_baseline import count_rows, drop_dataset
 from bench.e2e_graph import drop_graph, graph_totals, prefix_labels, throwaway_neo4j
 from bench.harness.broker import delete_queues
-from bench.harness.processes import ServiceCpu, background
+from bench.harness.processes import Background, ServiceCpu, background
 from common.settings import AmqpSettings, PostgresSettings
 from common.topology import Topology
 
 STORES = ("tableinator", "graphinator")
+WATCH_SECONDS = 1.0  # how often a running job's consumers are looked at
 
 
 @dataclass
@@ -154,9 +156,8 @@ def _measure(job: Job, ns: Namespace, env: dict[str, str], logs: Path, timeout: 
         ]
         services.start()
         started_at, started = time.time(), time.perf_counter()
-        cpu = run_python(
-            ["-m", "extractor", "run"], env, logs / f"{ns.name}.extractor.log", timeout
-        )
+        log = logs / f"{ns.name}.extractor.log"
+        cpu = run_python(["-m", "extractor", "run"], env, log, timeout, watch=consumers)
         store_seconds = finalised_after(ns.ledger, started_at)
         for consumer in consumers:
             consumer.stop()
@@ -182,21 +183,53 @@ def _measure(job: Job, ns: Namespace, env: dict[str, str], logs: Path, timeout: 
     return result
 
 
-def run_python(args: list[str], env: dict[str, str], log: Path, timeout: float) -> float:
+def run_python(
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    timeout: float,
+    watch: Sequence[Background] = (),
+) -> float:
     """``python ARGS`` to its exit (it raises on failure); its CPU seconds (the children's
-    rusage taken around its wait: no other child of this process exits meanwhile)."""
+    rusage taken around its wait: no other child of this process exits meanwhile).
+
+    A process of ``watch`` that exits first (a consumer the job waits for) stops it at once
+    and raises ConsumerDiedError, rather than leaving the job to wait until ``timeout``.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("ab") as out:
-        subprocess.run(
-            [sys.executable, *args],
-            env=env,
-            stdout=out,
-            stderr=out,
-            check=True,
-            timeout=timeout,
-        )
+        process = subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=out)
+    try:
+        code = _wait(process, timeout, watch)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if code:
+        raise subprocess.CalledProcessError(code, args)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+class ConsumerDiedError(RuntimeError):
+    """A consumer the job waits for exited while the job ran."""
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float, watch: Sequence[Background]) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return process.wait(min(WATCH_SECONDS, max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(process.args, timeout) from None
+        for consumer in watch:
+            code = consumer.process.poll()
+            if code is not None:
+                raise ConsumerDiedError(
+                    f"{consumer.name} exited with code {code} while the job ran "
+                    f"(see {consumer.log}); the job was stopped"
+                )
 
 
 def finalised_after(ledger: str, started_at: float) -> dict[str, float]:

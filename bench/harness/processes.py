@@ -33,6 +33,7 @@ class Background:
 
     name: str
     process: subprocess.Popen[bytes]
+    log: Path | None = None
     cpu: float = 0.0
 
     def stop(self, grace: float = 30.0) -> int:
@@ -57,7 +58,7 @@ def background(
     when the block ends."""
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=out)
-    running = Background(name or " ".join(args), process)
+    running = Background(name or " ".join(args), process, log)
     try:
         yield running
     finally:

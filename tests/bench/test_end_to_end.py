@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import psycopg
+import pytest
 import yaml
 
 from bench.e2e_graph import graph_totals, prefix_labels
-from bench.e2e_job import Job, run_job
+from bench.e2e_job import ConsumerDiedError, Job, run_job, run_python
 from bench.end_to_end import DEMO_SPEC, targets
-from bench.harness.processes import demo_api
+from bench.harness.processes import background, demo_api
 from common.settings import PostgresSettings
 
 RECORDS = 1_500
@@ -77,3 +80,22 @@ def test_a_demo_job_lands_in_both_stores_and_is_cleaned_up(
     labels = {prefix + label for label in ("Replay", "Player", "Format")}
     assert asyncio.run(graph_totals(labels)) == (0, 0)
     assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_a_job_stops_at_once_when_a_consumer_it_waits_for_exits(tmp_path: Path) -> None:
+    """A consumer that dies fails the round within seconds, naming it and its log, and the
+    job it was waiting on is stopped, not left to run until the timeout."""
+    log = tmp_path / "consumer.log"
+    job = ["-c", "import time; time.sleep(120)"]
+    with background(["-c", "import sys; sys.exit(3)"], {}, log, "graphinator") as consumer:
+        started = time.monotonic()
+        with pytest.raises(ConsumerDiedError, match=r"graphinator exited with code 3.*consumer"):
+            run_python(job, {}, tmp_path / "job.log", timeout=600, watch=[consumer])
+    assert time.monotonic() - started < 30
+
+
+def test_a_job_that_fails_raises_with_its_exit_code(tmp_path: Path) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        run_python(["-c", "raise SystemExit(5)"], {}, tmp_path / "job.log", timeout=60)
+    assert failed.value.returncode == 5
+    assert run_python(["-c", "pass"], {}, tmp_path / "job.log", timeout=60) >= 0.0
